@@ -1,0 +1,120 @@
+# stockflow build. Reads top to bottom: variables, the library, a rule per
+# binary, then test, test-asan, fuzz, bench, demo, clean.
+
+CC        ?= cc
+PKGS      := libnats avro-c libpq libzmq jansson inih libcrypto
+SANITIZER ?=
+OPT       ?= -O2
+
+WARN      := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wwrite-strings -Werror
+CFLAGS    := -std=c11 -D_DEFAULT_SOURCE $(OPT) -g $(WARN) -Icommon \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
+LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+
+ifneq ($(SANITIZER),)
+  CFLAGS  += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=$(SANITIZER)
+  BUILD   ?= build/san-$(subst $(comma),-,$(SANITIZER))-$(notdir $(CC))
+  BIN     ?= $(BUILD)/bin
+else
+  BUILD   ?= build/default
+  BIN     ?= bin
+endif
+comma := ,
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+LIB        := $(BUILD)/libstockflow.a
+
+# service folder -> binary name
+SERVICES   := ingest:inv-ingest consumers:inv-consumer tools:invctl
+BINARIES   := $(foreach s,$(SERVICES),$(BIN)/$(word 2,$(subst :, ,$(s))))
+
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+INTEG_SRC  := $(sort $(wildcard tests/integration/test_*.c))
+FIXTURE    := $(BUILD)/tests/integration/fixture.o
+UNIT_BIN   := $(UNIT_SRC:%.c=$(BUILD)/%)
+INTEG_BIN  := $(INTEG_SRC:%.c=$(BUILD)/%)
+
+.PHONY: all deps test test-unit test-integration test-asan test-fault fuzz bench demo \
+        stack-up stack-down format format-check clean tests-build
+.DEFAULT_GOAL := all
+
+all: $(BINARIES)
+
+deps:
+	@scripts/deps.sh
+
+# --- the library --------------------------------------------------------------
+$(BUILD)/%.o: %.c $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# --- one rule per binary: every .c of the service folder ---------------------
+define service_rule
+$(BIN)/$(2): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rule,$(word 1,$(subst :, ,$(s))),$(word 2,$(subst :, ,$(s))))))
+
+# --- tests --------------------------------------------------------------------
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(FIXTURE) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+
+tests-build: $(BINARIES) $(UNIT_BIN) $(INTEG_BIN)
+
+# make test: install what is missing, build, start a private stack, run all.
+test: deps
+	@$(MAKE) --no-print-directory tests-build
+	@BUILD=$(BUILD) BIN=$(BIN) scripts/run-tests.sh all
+
+test-unit: tests-build
+	@BUILD=$(BUILD) BIN=$(BIN) scripts/run-tests.sh unit
+
+test-integration: tests-build
+	@BUILD=$(BUILD) BIN=$(BIN) scripts/run-tests.sh integration
+
+test-asan: deps
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 tests-build
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined OPT=-O1 test-run-only
+
+test-run-only:
+	@BUILD=$(BUILD) BIN=$(BIN) scripts/run-tests.sh all
+
+test-fault: deps
+	@echo "test-fault: the fault suite (issue 7) is not built yet" >&2; exit 1
+
+fuzz: deps
+	@echo "fuzz: the fuzz targets (issue 8) are not built yet" >&2; exit 1
+
+bench: deps all
+	@BIN=$(BIN) bench/pipeline.sh
+
+demo: deps all
+	@BIN=$(BIN) scripts/demo.sh
+
+stack-up:
+	@scripts/stack.sh up
+
+stack-down:
+	@scripts/stack.sh down
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build bin
+
+-include $(COMMON_OBJ:.o=.d)

@@ -1,0 +1,1636 @@
+/*
+ * broker: NATS JetStream behind stockflow's API (see broker.h for the
+ * contract). This file is the only user of nats.c.
+ *
+ * The one idea needed to change it safely: an asynchronous publish is
+ * tracked twice, by nats.c (its pending map, window and MaxWait timer) and
+ * here (a table from the natsMsg pointer to the caller's token). nats.c hands
+ * the ack handler the very natsMsg we published, so the pointer identifies
+ * the publish even when a msg id repeats in flight; whoever removes the
+ * table entry (the ack handler, or sf_publisher_free reclaiming what nats.c
+ * still holds) fires the one callback for it. Insert before handing the
+ * message to nats.c (the ack can arrive before js_PublishMsgAsync returns)
+ * and remove it again only if nats.c refused the message.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nats/nats.h>
+
+#define BROKER_URLS_MAX 2048 /* the whole comma-separated list */
+#define BROKER_URL_COUNT_MAX 32
+#define BROKER_TOKEN_MAX 64 /* subject tokens: DESIGN.md caps ids at 64 bytes */
+#define BROKER_DUP_WINDOW_NS (3600LL * 1000 * 1000 * 1000)
+#define BROKER_MS_TO_NS(ms) ((int64_t)(ms)*1000 * 1000)
+/* Bytes nats.c may buffer while reconnecting. nats.c treats 0 as "default
+ * 8 MB", so the smallest useful value is set instead: a publish racing a
+ * disconnect fails with NATS_INSUFFICIENT_BUFFER instead of being queued. */
+#define BROKER_RECONNECT_BUF 1
+
+struct sf_broker {
+    natsConnection *nc;
+    jsCtx *js;
+    int js_wait_ms;
+    int64_t reconnect_wait_ms;
+    int64_t reconnect_max_ms;
+    unsigned int seed; /* jitter; touched only by this connection's reconnect thread */
+    sf_broker_state_cb on_state;
+    void *state_closure;
+    pthread_mutex_t mu; /* guards closed: the closed callback is nats.c's last call into b */
+    pthread_cond_t closed_cond;
+    bool closed;
+    char urls[BROKER_URLS_MAX];
+};
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Set err from a nats.c failure: "<context>: <status text> (<detail>)". The
+ * detail is nats.c's thread-local last error, which names the real cause. */
+static sf_status broker__err(sf_error *err, sf_status st, natsStatus ns, const char *file, int line,
+                             const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static sf_status broker__err(sf_error *err, sf_status st, natsStatus ns, const char *file, int line,
+                             const char *fmt, ...)
+{
+    char ctx[SF_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    natsStatus last = NATS_OK;
+    const char *detail = nats_GetLastError(&last);
+    const char *text = natsStatus_GetText(ns);
+    if (last == ns && detail && *detail && strcmp(detail, text) != 0)
+        return sf_error_set(err, st, file, line, "%s: %s (%s)", ctx, text, detail);
+    return sf_error_set(err, st, file, line, "%s: %s", ctx, text);
+}
+
+#define BROKER_ERR(err, st, ns, ...) broker__err((err), (st), (ns), __FILE__, __LINE__, __VA_ARGS__)
+
+static bool broker__is_connected(const sf_broker *b)
+{
+    return natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+static const char *broker__conn_status_str(natsConnStatus cs)
+{
+    switch (cs) {
+    case NATS_CONN_STATUS_DISCONNECTED: return "disconnected";
+    case NATS_CONN_STATUS_CONNECTING: return "connecting";
+    case NATS_CONN_STATUS_CONNECTED: return "connected";
+    case NATS_CONN_STATUS_CLOSED: return "closed";
+    case NATS_CONN_STATUS_RECONNECTING: return "reconnecting";
+    case NATS_CONN_STATUS_DRAINING_SUBS: return "draining";
+    case NATS_CONN_STATUS_DRAINING_PUBS: return "draining";
+    }
+    return "unknown";
+}
+
+/* The fail-fast gate in front of every network call. */
+static sf_status broker__check_connected(const sf_broker *b, sf_error *err, const char *what,
+                                         const char *name)
+{
+    natsConnStatus cs = natsConnection_Status(b->nc);
+    if (cs == NATS_CONN_STATUS_CONNECTED)
+        return SF_OK;
+    return SF_ERR(err, SF_EUNAVAIL, "%s %s: NATS %s is %s", what, name, b->urls,
+                  broker__conn_status_str(cs));
+}
+
+/* Classify a nats.c status. What is not clearly the caller's fault or a
+ * timeout is "unavailable" while the connection is down, else internal. */
+static sf_status broker__map(const sf_broker *b, natsStatus s)
+{
+    switch (s) {
+    case NATS_OK: return SF_OK;
+    case NATS_TIMEOUT: return SF_ETIMEOUT;
+    case NATS_NO_MEMORY: return SF_ENOMEM;
+    case NATS_NOT_FOUND: return SF_ENOTFOUND;
+    case NATS_INVALID_ARG:
+    case NATS_INVALID_SUBJECT:
+    case NATS_MAX_PAYLOAD:
+    case NATS_ADDRESS_MISSING: return SF_EINVAL;
+    case NATS_IO_ERROR:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_NO_SERVER:
+    case NATS_STALE_CONNECTION:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+    case NATS_INSUFFICIENT_BUFFER:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_NO_RESPONDERS:
+    case NATS_DRAINING:
+    case NATS_SECURE_CONNECTION_WANTED:
+    case NATS_SECURE_CONNECTION_REQUIRED:
+    case NATS_SSL_ERROR: return SF_EUNAVAIL;
+    default: break;
+    }
+    if (b && !broker__is_connected(b))
+        return SF_EUNAVAIL;
+    return SF_EINTERNAL;
+}
+
+/* A JetStream API failure: not-found codes become SF_ENOTFOUND, other
+ * server-side refusals SF_EUNAVAIL (retry later), the rest via broker__map. */
+static sf_status broker__map_js(const sf_broker *b, natsStatus s, jsErrCode code)
+{
+    if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || code == JSNoMessageFoundErr)
+        return SF_ENOTFOUND;
+    if (s == NATS_NOT_FOUND)
+        return SF_ENOTFOUND;
+    if (s == NATS_ERR && code != 0)
+        return SF_EUNAVAIL;
+    return broker__map(b, s);
+}
+
+/* ---- header hygiene ----------------------------------------------------------- */
+
+/* Header text goes into the protocol verbatim: a CR or LF in a msg id or
+ * value would end the header block early and smuggle in headers. */
+static bool broker__clean_text(const char *s, size_t max, bool name)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (n == max || c < 0x20 || c == 0x7f || (name && (c == ' ' || c == ':')))
+            return false;
+    }
+    return n > 0 || !name;
+}
+
+static sf_status broker__check_msg_id(const char *msg_id, const char *subject, sf_error *err)
+{
+    if (msg_id && (!*msg_id || !broker__clean_text(msg_id, SF_MSG_ID_MAX, false)))
+        return SF_ERR(err, SF_EINVAL,
+                      "publish %s: msg id must be 1..%d bytes without control characters", subject,
+                      SF_MSG_ID_MAX);
+    return SF_OK;
+}
+
+/* ---- subjects --------------------------------------------------------------- */
+
+static sf_status broker__check_token(const char *tok, const char *what, bool kind, sf_error *err)
+{
+    if (!tok || !*tok)
+        return SF_ERR(err, SF_EINVAL, "subject %s is empty", what);
+    size_t n = strnlen(tok, BROKER_TOKEN_MAX + 1);
+    if (n > BROKER_TOKEN_MAX)
+        return SF_ERR(err, SF_EINVAL, "subject %s '%.*s...' is longer than %d bytes", what, 16, tok,
+                      BROKER_TOKEN_MAX);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)tok[i];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+                  (!kind && ((c >= '0' && c <= '9') || c == '-'));
+        if (!ok)
+            return SF_ERR(err, SF_EINVAL,
+                          "subject %s '%s': byte %zu (0x%02x) is not one of A-Z a-z %s_", what, tok,
+                          i, c, kind ? "" : "0-9 - ");
+    }
+    return SF_OK;
+}
+
+static sf_status broker__fmt_subject(char *buf, size_t cap, sf_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static sf_status broker__fmt_subject(char *buf, size_t cap, sf_error *err, const char *fmt, ...)
+{
+    if (!buf || cap == 0)
+        return SF_ERR(err, SF_EINVAL, "subject buffer is empty");
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap) {
+        buf[0] = '\0';
+        return SF_ERR(err, SF_EINVAL, "subject does not fit in %zu bytes", cap);
+    }
+    return SF_OK;
+}
+
+sf_status sf_subject_event(char *buf, size_t cap, const char *kind, const char *location,
+                           sf_error *err)
+{
+    sf_status st = broker__check_token(kind, "kind", true, err);
+    if (st == SF_OK)
+        st = broker__check_token(location, "location", false, err);
+    if (st != SF_OK)
+        return st;
+    char lower[BROKER_TOKEN_MAX + 1];
+    size_t n = strlen(kind);
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (kind[i] >= 'A' && kind[i] <= 'Z') ? (char)(kind[i] - 'A' + 'a') : kind[i];
+    lower[n] = '\0';
+    return broker__fmt_subject(buf, cap, err, "inv.evt.%s.%s", lower, location);
+}
+
+sf_status sf_subject_dlq(char *buf, size_t cap, const char *reason, sf_error *err)
+{
+    sf_status st = broker__check_token(reason, "dlq reason", false, err);
+    if (st != SF_OK)
+        return st;
+    return broker__fmt_subject(buf, cap, err, "inv.dlq.%s", reason);
+}
+
+sf_status sf_subject_channel(char *buf, size_t cap, const char *channel, sf_error *err)
+{
+    sf_status st = broker__check_token(channel, "channel", false, err);
+    if (st != SF_OK)
+        return st;
+    return broker__fmt_subject(buf, cap, err, "inv.chan.%s", channel);
+}
+
+/* ---- connection ------------------------------------------------------------- */
+
+void sf_broker_opts_init(sf_broker_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->connect_timeout_ms = 2000;
+    opts->reconnect_wait_ms = 250;
+    opts->reconnect_max_ms = 4000;
+    opts->ping_interval_ms = 10000;
+    opts->js_wait_ms = 5000;
+}
+
+/* Called by nats.c after a full pass over the server list failed: doubling
+ * from reconnect_wait_ms up to reconnect_max_ms, then "equal jitter" (half
+ * fixed, half random) so a fleet of consumers does not reconnect in step. */
+static int64_t broker__reconnect_delay(natsConnection *nc, int attempts, void *closure)
+{
+    (void)nc;
+    sf_broker *b = closure;
+    int shift = attempts > 1 ? attempts - 1 : 0;
+    if (shift > 20)
+        shift = 20;
+    int64_t d = b->reconnect_wait_ms << shift;
+    if (d > b->reconnect_max_ms || d <= 0)
+        d = b->reconnect_max_ms;
+    int64_t half = d / 2;
+    return half + (half > 0 ? (int64_t)(rand_r(&b->seed) % (half + 1)) : 0);
+}
+
+static void broker__notify(natsConnection *nc, sf_broker *b, sf_broker_state state)
+{
+    if (!b->on_state)
+        return;
+    char url[256] = "";
+    if (natsConnection_GetConnectedUrl(nc, url, sizeof url) != NATS_OK)
+        url[0] = '\0';
+    b->on_state(b->state_closure, state, url);
+}
+
+static void broker__on_disconnected(natsConnection *nc, void *closure)
+{
+    broker__notify(nc, closure, SF_BROKER_DISCONNECTED);
+}
+
+static void broker__on_reconnected(natsConnection *nc, void *closure)
+{
+    broker__notify(nc, closure, SF_BROKER_RECONNECTED);
+}
+
+static void broker__on_closed(natsConnection *nc, void *closure)
+{
+    sf_broker *b = closure;
+    broker__notify(nc, b, SF_BROKER_CLOSED);
+    pthread_mutex_lock(&b->mu);
+    b->closed = true;
+    pthread_cond_broadcast(&b->closed_cond);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Split b->urls on commas into list (pointers into scratch). */
+static sf_status broker__split_urls(const char *urls, char *scratch, size_t cap, const char **list,
+                                    int *count, sf_error *err)
+{
+    size_t n = strlen(urls);
+    if (n >= cap)
+        return SF_ERR(err, SF_EINVAL, "NATS URL list is longer than %zu bytes", cap - 1);
+    memcpy(scratch, urls, n + 1);
+    int c = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(scratch, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (!*tok)
+            continue;
+        if (c == BROKER_URL_COUNT_MAX)
+            return SF_ERR(err, SF_EINVAL, "NATS URL list '%s' has more than %d entries", urls,
+                          BROKER_URL_COUNT_MAX);
+        list[c++] = tok;
+    }
+    if (c == 0)
+        return SF_ERR(err, SF_EINVAL, "NATS URL list '%s' is empty", urls);
+    *count = c;
+    return SF_OK;
+}
+
+static natsStatus broker__build_opts(sf_broker *b, const sf_broker_opts *o, const char **list,
+                                     int count, natsOptions **out)
+{
+    natsOptions *no = NULL;
+    natsStatus s = natsOptions_Create(&no);
+    if (s == NATS_OK)
+        s = natsOptions_SetServers(no, list, count);
+    if (s == NATS_OK && o->name && *o->name)
+        s = natsOptions_SetName(no, o->name);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(no, o->connect_timeout_ms);
+    if (s == NATS_OK)
+        s = natsOptions_SetNoRandomize(no, false);
+    if (s == NATS_OK)
+        s = natsOptions_SetAllowReconnect(no, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(no, -1); /* negative: forever */
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectWait(no, o->reconnect_wait_ms);
+    if (s == NATS_OK)
+        s = natsOptions_SetCustomReconnectDelay(no, broker__reconnect_delay, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectBufSize(no, BROKER_RECONNECT_BUF);
+    if (s == NATS_OK)
+        s = natsOptions_SetFailRequestsOnDisconnect(no, true);
+    if (s == NATS_OK)
+        s = natsOptions_SetPingInterval(no, o->ping_interval_ms);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxPingsOut(no, 2);
+    if (s == NATS_OK)
+        s = natsOptions_SetDisconnectedCB(no, broker__on_disconnected, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetReconnectedCB(no, broker__on_reconnected, b);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(no, broker__on_closed, b);
+    if (s == NATS_OK)
+        *out = no;
+    else
+        natsOptions_Destroy(no);
+    return s;
+}
+
+static bool broker__close_wait(sf_broker *b);
+
+sf_status sf_broker_connect(const sf_broker_opts *opts, sf_broker **out, sf_error *err)
+{
+    if (!opts || !out)
+        return SF_ERR(err, SF_EINVAL, "sf_broker_connect: NULL argument");
+    *out = NULL;
+    if (!opts->urls || !*opts->urls)
+        return SF_ERR(err, SF_EINVAL, "NATS URL is empty (set [nats] url or INV_NATS_URL)");
+    if (opts->connect_timeout_ms <= 0 || opts->reconnect_wait_ms <= 0 ||
+        opts->reconnect_max_ms < opts->reconnect_wait_ms || opts->ping_interval_ms <= 0 ||
+        opts->js_wait_ms <= 0)
+        return SF_ERR(err, SF_EINVAL,
+                      "NATS options for %s: timeouts must be > 0 and reconnect_max_ms >= "
+                      "reconnect_wait_ms",
+                      opts->urls);
+
+    sf_broker *b = calloc(1, sizeof *b);
+    if (!b)
+        return SF_ERR(err, SF_ENOMEM, "NATS %s: out of memory", opts->urls);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->closed_cond, NULL);
+    char scratch[BROKER_URLS_MAX];
+    const char *list[BROKER_URL_COUNT_MAX];
+    int count = 0;
+    sf_status st = broker__split_urls(opts->urls, scratch, sizeof scratch, list, &count, err);
+    if (st != SF_OK)
+        goto fail;
+    snprintf(b->urls, sizeof b->urls, "%s", opts->urls);
+    b->js_wait_ms = opts->js_wait_ms;
+    b->reconnect_wait_ms = opts->reconnect_wait_ms;
+    b->reconnect_max_ms = opts->reconnect_max_ms;
+    b->seed = (unsigned int)time(NULL) ^ (unsigned int)(uintptr_t)b;
+    b->on_state = opts->on_state;
+    b->state_closure = opts->state_closure;
+
+    natsOptions *no = NULL;
+    natsStatus s = broker__build_opts(b, opts, list, count, &no);
+    if (s != NATS_OK) {
+        st = BROKER_ERR(err, broker__map(NULL, s), s, "NATS %s: options", b->urls);
+        goto fail;
+    }
+    s = natsConnection_Connect(&b->nc, no);
+    natsOptions_Destroy(no);
+    if (s != NATS_OK) {
+        sf_status mapped = broker__map(NULL, s);
+        st = BROKER_ERR(err, mapped == SF_EINVAL ? SF_EINVAL : SF_EUNAVAIL, s,
+                        "cannot connect to NATS at %s", b->urls);
+        goto fail;
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = opts->js_wait_ms;
+    s = natsConnection_JetStream(&b->js, b->nc, &jo);
+    if (s != NATS_OK) {
+        st = BROKER_ERR(err, broker__map(b, s), s, "NATS %s: JetStream context", b->urls);
+        goto fail;
+    }
+    *out = b;
+    return SF_OK;
+
+fail:
+    if (b->nc) {
+        jsCtx_Destroy(b->js);
+        if (!broker__close_wait(b))
+            return st; /* leaked on purpose, see broker__close_wait */
+    }
+    pthread_cond_destroy(&b->closed_cond);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+    return st;
+}
+
+/* Close the connection and wait for nats.c's closed callback, its last call
+ * into b (it runs on nats.c's callback thread, after any disconnected one).
+ * Bounded: if it never comes, b is leaked rather than freed under it. */
+static bool broker__close_wait(sf_broker *b)
+{
+    natsConnection_Close(b->nc);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5;
+    pthread_mutex_lock(&b->mu);
+    while (!b->closed && pthread_cond_timedwait(&b->closed_cond, &b->mu, &deadline) != ETIMEDOUT)
+        ;
+    bool closed = b->closed;
+    pthread_mutex_unlock(&b->mu);
+    natsConnection_Destroy(b->nc);
+    b->nc = NULL;
+    return closed;
+}
+
+void sf_broker_close(sf_broker *b)
+{
+    if (!b)
+        return;
+    jsCtx_Destroy(b->js);
+    if (!broker__close_wait(b))
+        return; /* leaked on purpose, see broker__close_wait */
+    pthread_cond_destroy(&b->closed_cond);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+bool sf_broker_connected(const sf_broker *b)
+{
+    return b && broker__is_connected(b);
+}
+
+const char *sf_broker_urls(const sf_broker *b)
+{
+    return b ? b->urls : "";
+}
+
+void sf_broker_library_cleanup(void)
+{
+    /* Waits for nats.c's threads to exit, so its memory is really gone. */
+    (void)nats_CloseAndWait(5000);
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+void sf_setup_opts_init(sf_setup_opts *opts)
+{
+    opts->replicas = 1;
+    opts->ack_wait_ms = 10000;
+    opts->max_ack_pending = 65536;
+}
+
+const char *sf_setup_action_str(sf_setup_action action)
+{
+    switch (action) {
+    case SF_SETUP_CREATED: return "created";
+    case SF_SETUP_UPDATED: return "updated";
+    case SF_SETUP_UNCHANGED: return "unchanged";
+    }
+    return "unknown";
+}
+
+static void broker__report(sf_setup_result *res, const char *kind, const char *name,
+                           sf_setup_action action)
+{
+    if (!res || res->count >= SF_SETUP_MAX_ITEMS)
+        return;
+    sf_setup_item *it = &res->items[res->count++];
+    it->kind = kind;
+    snprintf(it->name, sizeof it->name, "%s", name);
+    it->action = action;
+}
+
+static bool broker__stream_matches(const jsStreamConfig *have, const jsStreamConfig *want)
+{
+    return have->SubjectsLen == 1 && have->Subjects && have->Subjects[0] &&
+           strcmp(have->Subjects[0], want->Subjects[0]) == 0 && have->Storage == want->Storage &&
+           have->Duplicates == want->Duplicates && have->Replicas == want->Replicas;
+}
+
+static sf_status broker__ensure_stream(sf_broker *b, const char *name, const char *subject,
+                                       int replicas, sf_setup_result *res, sf_error *err)
+{
+    const char *subjects[1] = {subject};
+    jsStreamConfig want;
+    jsStreamConfig_Init(&want);
+    want.Name = name;
+    want.Subjects = subjects;
+    want.SubjectsLen = 1;
+    want.Storage = js_FileStorage;
+    want.Retention = js_LimitsPolicy;
+    want.Duplicates = BROKER_DUP_WINDOW_NS;
+    want.Replicas = replicas;
+
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetStreamInfo(&si, b->js, name, NULL, &code);
+    if (s != NATS_OK && code != JSStreamNotFoundErr && s != NATS_NOT_FOUND)
+        return BROKER_ERR(err, broker__map_js(b, s, code), s, "stream %s: info (NATS %s)", name,
+                          b->urls);
+    if (s != NATS_OK) {
+        code = 0;
+        s = js_AddStream(NULL, b->js, &want, NULL, &code);
+        if (s == NATS_OK) {
+            broker__report(res, "stream", name, SF_SETUP_CREATED);
+            return SF_OK;
+        }
+        if (code != JSStreamNameExistErr) /* else: another setup won the race */
+            return BROKER_ERR(err, broker__map_js(b, s, code), s,
+                              "stream %s (%s): create (NATS %s, js code %d)", name, subject,
+                              b->urls, (int)code);
+        s = js_GetStreamInfo(&si, b->js, name, NULL, &code);
+        if (s != NATS_OK)
+            return BROKER_ERR(err, broker__map_js(b, s, code), s, "stream %s: info (NATS %s)", name,
+                              b->urls);
+    }
+    if (broker__stream_matches(si->Config, &want)) {
+        jsStreamInfo_Destroy(si);
+        broker__report(res, "stream", name, SF_SETUP_UNCHANGED);
+        return SF_OK;
+    }
+    /* Update from the server's config so settings we do not manage (MaxAge,
+     * MaxBytes set by an operator) survive. */
+    jsStreamConfig upd = *si->Config;
+    upd.Subjects = subjects;
+    upd.SubjectsLen = 1;
+    upd.Storage = js_FileStorage;
+    upd.Duplicates = BROKER_DUP_WINDOW_NS;
+    upd.Replicas = replicas;
+    code = 0;
+    s = js_UpdateStream(NULL, b->js, &upd, NULL, &code);
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK) {
+        sf_status st = (s == NATS_ERR && code != 0) ? SF_EINVAL : broker__map_js(b, s, code);
+        return BROKER_ERR(err, st, s,
+                          "stream %s (%s): update refused (NATS %s, js code %d); a storage "
+                          "change needs the stream deleted first",
+                          name, subject, b->urls, (int)code);
+    }
+    broker__report(res, "stream", name, SF_SETUP_UPDATED);
+    return SF_OK;
+}
+
+static bool broker__consumer_matches(const jsConsumerConfig *have, const jsConsumerConfig *want)
+{
+    return have->AckPolicy == want->AckPolicy && have->AckWait == want->AckWait &&
+           have->MaxDeliver == want->MaxDeliver && have->MaxAckPending == want->MaxAckPending &&
+           have->DeliverPolicy == want->DeliverPolicy && !have->DeliverSubject;
+}
+
+static sf_status broker__ensure_consumer(sf_broker *b, const char *stream, const char *durable,
+                                         const sf_setup_opts *o, sf_setup_result *res,
+                                         sf_error *err)
+{
+    char label[64];
+    snprintf(label, sizeof label, "%s/%s", stream, durable);
+    jsConsumerConfig want;
+    jsConsumerConfig_Init(&want);
+    want.Durable = durable;
+    want.AckPolicy = js_AckExplicit;
+    want.AckWait = BROKER_MS_TO_NS(o->ack_wait_ms);
+    want.MaxDeliver = -1;
+    want.MaxAckPending = o->max_ack_pending;
+    want.DeliverPolicy = js_DeliverAll;
+    want.ReplayPolicy = js_ReplayInstant;
+
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, b->js, stream, durable, NULL, &code);
+    if (s != NATS_OK && code != JSConsumerNotFoundErr && s != NATS_NOT_FOUND)
+        return BROKER_ERR(err, broker__map_js(b, s, code), s, "consumer %s: info (NATS %s)", label,
+                          b->urls);
+    if (s != NATS_OK) {
+        code = 0;
+        s = js_AddConsumer(NULL, b->js, stream, &want, NULL, &code);
+        if (s != NATS_OK)
+            return BROKER_ERR(err, broker__map_js(b, s, code), s,
+                              "consumer %s: create (NATS %s, js code %d)", label, b->urls,
+                              (int)code);
+        broker__report(res, "consumer", label, SF_SETUP_CREATED);
+        return SF_OK;
+    }
+    if (broker__consumer_matches(ci->Config, &want)) {
+        jsConsumerInfo_Destroy(ci);
+        broker__report(res, "consumer", label, SF_SETUP_UNCHANGED);
+        return SF_OK;
+    }
+    jsConsumerConfig upd = *ci->Config;
+    upd.Durable = durable;
+    upd.AckPolicy = want.AckPolicy;
+    upd.AckWait = want.AckWait;
+    upd.MaxDeliver = want.MaxDeliver;
+    upd.MaxAckPending = want.MaxAckPending;
+    upd.DeliverPolicy = want.DeliverPolicy;
+    code = 0;
+    s = js_UpdateConsumer(NULL, b->js, stream, &upd, NULL, &code);
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK) {
+        sf_status st = (s == NATS_ERR && code != 0) ? SF_EINVAL : broker__map_js(b, s, code);
+        return BROKER_ERR(err, st, s,
+                          "consumer %s: update refused (NATS %s, js code %d); an ack or deliver "
+                          "policy change needs the consumer deleted first",
+                          label, b->urls, (int)code);
+    }
+    broker__report(res, "consumer", label, SF_SETUP_UPDATED);
+    return SF_OK;
+}
+
+sf_status sf_broker_setup(sf_broker *b, const sf_setup_opts *opts, sf_setup_result *res,
+                          sf_error *err)
+{
+    if (!b || !opts)
+        return SF_ERR(err, SF_EINVAL, "sf_broker_setup: NULL argument");
+    if (res)
+        res->count = 0;
+    if (opts->replicas < 1 || opts->replicas > 5)
+        return SF_ERR(err, SF_EINVAL, "setup: replicas %d is not in 1..5", opts->replicas);
+    if (opts->ack_wait_ms < 1 || opts->ack_wait_ms > 24LL * 3600 * 1000)
+        return SF_ERR(err, SF_EINVAL, "setup: ack_wait_ms %lld is not in 1..86400000",
+                      (long long)opts->ack_wait_ms);
+    if (opts->max_ack_pending < 1 || opts->max_ack_pending > 10 * 1000 * 1000)
+        return SF_ERR(err, SF_EINVAL, "setup: max_ack_pending %lld is not in 1..10000000",
+                      (long long)opts->max_ack_pending);
+    sf_status st = broker__check_connected(b, err, "setup", "streams");
+    if (st == SF_OK)
+        st = broker__ensure_stream(b, SF_STREAM_EVENTS, SF_SUBJECTS_EVENTS, opts->replicas, res,
+                                   err);
+    if (st == SF_OK)
+        st = broker__ensure_stream(b, SF_STREAM_DLQ, SF_SUBJECTS_DLQ, opts->replicas, res, err);
+    if (st == SF_OK)
+        st = broker__ensure_stream(b, SF_STREAM_CHANNEL, SF_SUBJECTS_CHANNEL, opts->replicas, res,
+                                   err);
+    if (st == SF_OK)
+        st = broker__ensure_consumer(b, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, opts, res, err);
+    return st;
+}
+
+sf_status sf_broker_delete_stream(sf_broker *b, const char *stream, sf_error *err)
+{
+    if (!b || !stream || !*stream)
+        return SF_ERR(err, SF_EINVAL, "delete stream: no stream name");
+    sf_status st = broker__check_connected(b, err, "delete stream", stream);
+    if (st != SF_OK)
+        return st;
+    jsErrCode code = 0;
+    natsStatus s = js_DeleteStream(b->js, stream, NULL, &code);
+    if (s != NATS_OK)
+        return BROKER_ERR(err, broker__map_js(b, s, code), s, "delete stream %s (NATS %s)", stream,
+                          b->urls);
+    return SF_OK;
+}
+
+/* ---- asynchronous publisher -------------------------------------------------- */
+
+typedef struct pub__slot {
+    const natsMsg *key; /* NULL: empty */
+    void *token;
+} pub__slot;
+
+struct sf_publisher {
+    sf_broker *b;
+    jsCtx *js; /* own context: the ack handler and window are per context */
+    sf_pub_cb cb;
+    void *closure;
+    int ack_timeout_ms;
+    int stall_ms;
+    int max_inflight;
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t idle;
+    pub__slot *slots; /* open addressing, linear probing, power-of-two capacity */
+    size_t cap;
+    size_t count;   /* accepted and not yet completed (plus any being handed over) */
+    size_t running; /* callbacks executing right now */
+};
+
+static size_t pub__hash(const natsMsg *m, size_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)m * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+static sf_status pub__grow(sf_publisher *p)
+{
+    size_t ncap = p->cap * 2;
+    if (ncap < p->cap || ncap > SIZE_MAX / sizeof(pub__slot))
+        return SF_ENOMEM;
+    pub__slot *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        return SF_ENOMEM;
+    for (size_t i = 0; i < p->cap; i++) {
+        if (!p->slots[i].key)
+            continue;
+        size_t j = pub__hash(p->slots[i].key, ncap);
+        while (ns[j].key)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = p->slots[i];
+    }
+    free(p->slots);
+    p->slots = ns;
+    p->cap = ncap;
+    return SF_OK;
+}
+
+/* Under p->mu. Keys are unique: a natsMsg is in the table at most once. */
+static sf_status pub__put(sf_publisher *p, const natsMsg *m, void *token)
+{
+    if ((p->count + 1) * 2 > p->cap && pub__grow(p) != SF_OK)
+        return SF_ENOMEM;
+    size_t j = pub__hash(m, p->cap);
+    while (p->slots[j].key)
+        j = (j + 1) & (p->cap - 1);
+    p->slots[j].key = m;
+    p->slots[j].token = token;
+    p->count++;
+    return SF_OK;
+}
+
+/* Under p->mu. Remove m, giving its token; false if absent. Backward-shift
+ * deletion keeps probe chains intact without tombstones. */
+static bool pub__take(sf_publisher *p, const natsMsg *m, void **token)
+{
+    size_t mask = p->cap - 1;
+    size_t j = pub__hash(m, p->cap);
+    while (p->slots[j].key && p->slots[j].key != m)
+        j = (j + 1) & mask;
+    if (!p->slots[j].key)
+        return false;
+    *token = p->slots[j].token;
+    size_t hole = j;
+    for (size_t k = (j + 1) & mask; p->slots[k].key; k = (k + 1) & mask) {
+        size_t home = pub__hash(p->slots[k].key, p->cap);
+        /* move k into the hole unless its home lies cyclically in (hole, k] */
+        bool stays = (hole <= k) ? (hole < home && home <= k) : (hole < home || home <= k);
+        if (!stays) {
+            p->slots[hole] = p->slots[k];
+            hole = k;
+        }
+    }
+    p->slots[hole].key = NULL;
+    p->slots[hole].token = NULL;
+    p->count--;
+    return true;
+}
+
+static void pub__complete(sf_publisher *p, natsMsg *msg, void *token, sf_pub_result *r)
+{
+    const char *id = NULL;
+    r->subject = natsMsg_GetSubject(msg);
+    if (natsMsgHeader_Get(msg, SF_HDR_MSG_ID, &id) != NATS_OK)
+        id = NULL;
+    r->msg_id = id;
+    p->cb(p->closure, token, r);
+}
+
+/* nats.c's ack handler: runs on the publisher context's reply-subscription
+ * thread, once per message it still tracked (ack, server error or MaxWait). */
+static void pub__on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    sf_publisher *p = closure;
+    void *token = NULL;
+    pthread_mutex_lock(&p->mu);
+    bool found = pub__take(p, msg, &token);
+    if (found)
+        p->running++;
+    pthread_mutex_unlock(&p->mu);
+    if (found) {
+        sf_pub_result r;
+        memset(&r, 0, sizeof r);
+        r.error = "";
+        if (pa) {
+            r.status = pa->Duplicate ? SF_EDUP : SF_OK;
+            r.seq = pa->Sequence;
+        } else if (pae) {
+            r.status = pae->Err == NATS_TIMEOUT ? SF_ETIMEOUT : SF_EUNAVAIL;
+            r.error = pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err);
+            r.js_code = (int)pae->ErrCode;
+        } else {
+            r.status = SF_EINTERNAL;
+            r.error = "ack handler called without ack or error";
+        }
+        pub__complete(p, msg, token, &r);
+        pthread_mutex_lock(&p->mu);
+        p->running--;
+        if (p->running == 0 && p->count == 0)
+            pthread_cond_broadcast(&p->idle);
+        pthread_mutex_unlock(&p->mu);
+    }
+    natsMsg_Destroy(msg);
+}
+
+void sf_publisher_opts_init(sf_publisher_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->max_inflight = 4096;
+    opts->ack_timeout_ms = 5000;
+    opts->stall_ms = 0;
+}
+
+sf_status sf_publisher_new(sf_broker *b, const sf_publisher_opts *opts, sf_publisher **out,
+                           sf_error *err)
+{
+    if (!b || !opts || !out)
+        return SF_ERR(err, SF_EINVAL, "sf_publisher_new: NULL argument");
+    *out = NULL;
+    if (!opts->cb)
+        return SF_ERR(err, SF_EINVAL, "publisher on %s: no completion callback", b->urls);
+    if (opts->max_inflight < 1 || opts->max_inflight > 1000000)
+        return SF_ERR(err, SF_EINVAL, "publisher on %s: max_inflight %d is not in 1..1000000",
+                      b->urls, opts->max_inflight);
+    if (opts->ack_timeout_ms < 1 || opts->stall_ms < 0)
+        return SF_ERR(err, SF_EINVAL, "publisher on %s: ack_timeout_ms %d / stall_ms %d invalid",
+                      b->urls, opts->ack_timeout_ms, opts->stall_ms);
+
+    sf_publisher *p = calloc(1, sizeof *p);
+    if (!p)
+        return SF_ERR(err, SF_ENOMEM, "publisher on %s: out of memory", b->urls);
+    p->b = b;
+    p->cb = opts->cb;
+    p->closure = opts->closure;
+    p->ack_timeout_ms = opts->ack_timeout_ms;
+    p->stall_ms = opts->stall_ms ? opts->stall_ms : opts->ack_timeout_ms;
+    p->max_inflight = opts->max_inflight;
+    p->cap = 64;
+    while (p->cap < (size_t)opts->max_inflight * 2 + 16)
+        p->cap *= 2;
+    p->slots = calloc(p->cap, sizeof *p->slots);
+    if (!p->slots) {
+        free(p);
+        return SF_ERR(err, SF_ENOMEM, "publisher on %s: out of memory", b->urls);
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->idle, NULL);
+
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = b->js_wait_ms;
+    jo.PublishAsync.MaxPending = opts->max_inflight;
+    jo.PublishAsync.StallWait = p->stall_ms;
+    jo.PublishAsync.AckHandler = pub__on_ack;
+    jo.PublishAsync.AckHandlerClosure = p;
+    natsStatus s = natsConnection_JetStream(&p->js, b->nc, &jo);
+    if (s != NATS_OK) {
+        sf_status st =
+            BROKER_ERR(err, broker__map(b, s), s, "publisher on %s: JetStream context", b->urls);
+        pthread_cond_destroy(&p->idle);
+        pthread_mutex_destroy(&p->mu);
+        free(p->slots);
+        free(p);
+        return st;
+    }
+    *out = p;
+    return SF_OK;
+}
+
+sf_status sf_publisher_publish(sf_publisher *p, const char *subject, const char *msg_id,
+                               const void *data, size_t len, void *token, sf_error *err)
+{
+    if (!p || !subject || !*subject || (!data && len))
+        return SF_ERR(err, SF_EINVAL, "publish: bad argument (subject '%s')",
+                      subject ? subject : "(null)");
+    if (len > INT_MAX)
+        return SF_ERR(err, SF_EINVAL, "publish %s: %zu bytes is too large", subject, len);
+    sf_status st = broker__check_msg_id(msg_id, subject, err);
+    if (st == SF_OK)
+        st = broker__check_connected(p->b, err, "publish", subject);
+    if (st != SF_OK)
+        return st;
+
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+    if (s != NATS_OK)
+        return BROKER_ERR(err, broker__map(p->b, s), s, "publish %s (msg id %s)", subject,
+                          msg_id ? msg_id : "-");
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = p->ack_timeout_ms;
+    po.MsgId = msg_id;
+
+    natsMsg *key = m;
+    pthread_mutex_lock(&p->mu);
+    st = pub__put(p, key, token);
+    pthread_mutex_unlock(&p->mu);
+    if (st != SF_OK) {
+        natsMsg_Destroy(m);
+        return SF_ERR(err, SF_ENOMEM, "publish %s (msg id %s): out of memory", subject,
+                      msg_id ? msg_id : "-");
+    }
+    s = js_PublishMsgAsync(p->js, &m, &po);
+    if (s == NATS_OK)
+        return SF_OK; /* m is now nats.c's; the ack handler completes it */
+
+    /* nats.c refused it, so no callback will come: take the entry back. */
+    void *ignored = NULL;
+    pthread_mutex_lock(&p->mu);
+    (void)pub__take(p, key, &ignored);
+    if (p->running == 0 && p->count == 0)
+        pthread_cond_broadcast(&p->idle);
+    pthread_mutex_unlock(&p->mu);
+    natsMsg_Destroy(m);
+    if (s == NATS_TIMEOUT)
+        return SF_ERR(err, SF_ETIMEOUT,
+                      "publish %s (msg id %s): window of %d unacknowledged publishes stayed "
+                      "full for %d ms (NATS %s)",
+                      subject, msg_id ? msg_id : "-", p->max_inflight, p->stall_ms, p->b->urls);
+    return BROKER_ERR(err, broker__map(p->b, s), s, "publish %s (msg id %s, NATS %s)", subject,
+                      msg_id ? msg_id : "-", p->b->urls);
+}
+
+sf_status sf_publisher_flush(sf_publisher *p, int timeout_ms, sf_error *err)
+{
+    if (!p)
+        return SF_ERR(err, SF_EINVAL, "flush: NULL publisher");
+    if (timeout_ms > 0) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = timeout_ms;
+        natsStatus s = js_PublishAsyncComplete(p->js, &po);
+        if (s != NATS_OK && s != NATS_TIMEOUT)
+            return BROKER_ERR(err, broker__map(p->b, s), s, "flush publisher (NATS %s)",
+                              p->b->urls);
+    }
+    /* nats.c counts a publish done once its callback returned; so do we. */
+    size_t left = sf_publisher_inflight(p);
+    if (left)
+        return SF_ERR(err, SF_ETIMEOUT,
+                      "flush: %zu publishes still unacknowledged after %d ms (NATS %s)", left,
+                      timeout_ms, p->b->urls);
+    return SF_OK;
+}
+
+size_t sf_publisher_inflight(sf_publisher *p)
+{
+    if (!p)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->count + p->running;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* The outcome is unknown (the server may have stored it): same as a
+ * timeout, so the caller resends with the same id. */
+static void pub__fail(sf_publisher *p, natsMsg *msg, void *token, const char *why)
+{
+    sf_pub_result r;
+    memset(&r, 0, sizeof r);
+    r.status = SF_ETIMEOUT;
+    r.error = why;
+    pub__complete(p, msg, token, &r);
+}
+
+void sf_publisher_free(sf_publisher *p)
+{
+    if (!p)
+        return;
+    const char *why = "publisher closed before the ack arrived";
+    /* 1. Give outstanding publishes their normal completion (each resolves by
+     *    ack or MaxWait within ack_timeout_ms). */
+    if (sf_publisher_inflight(p)) {
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = p->ack_timeout_ms + 100;
+        (void)js_PublishAsyncComplete(p->js, &po);
+    }
+    /* 2. Take back what nats.c still tracks: no handler will run for those. */
+    natsMsgList pending = {NULL, 0};
+    /* (only if something is tracked: nats.c's map does not exist before the
+     * first publish, and this call does not check) */
+    if (sf_publisher_inflight(p) && js_PublishAsyncGetPendingList(&pending, p->js) == NATS_OK) {
+        for (int i = 0; i < pending.Count; i++) {
+            void *token = NULL;
+            pthread_mutex_lock(&p->mu);
+            bool found = pub__take(p, pending.Msgs[i], &token);
+            pthread_mutex_unlock(&p->mu);
+            if (found)
+                pub__fail(p, pending.Msgs[i], token, why);
+        }
+        natsMsgList_Destroy(&pending);
+    }
+    /* 3. Entries left belong to handlers nats.c has already started (they
+     *    removed the message from its map before we looked): wait for them,
+     *    bounded, so the closure outlives every call into it. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5 + p->ack_timeout_ms / 1000;
+    pthread_mutex_lock(&p->mu);
+    while ((p->count || p->running) &&
+           pthread_cond_timedwait(&p->idle, &p->mu, &deadline) != ETIMEDOUT)
+        ;
+    /* 4. Anything still here was never going to complete (a bug or a
+     *    publish racing free): complete it so the caller's token is freed. */
+    for (size_t i = 0; i < p->cap && p->count; i++) {
+        if (!p->slots[i].key)
+            continue;
+        natsMsg *m = (natsMsg *)p->slots[i].key;
+        void *token = NULL;
+        (void)pub__take(p, m, &token);
+        i = (size_t)-1; /* the shift may move entries: rescan */
+        pthread_mutex_unlock(&p->mu);
+        pub__fail(p, m, token, why);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    jsCtx_Destroy(p->js);
+    pthread_cond_destroy(&p->idle);
+    pthread_mutex_destroy(&p->mu);
+    free(p->slots);
+    free(p);
+}
+
+/* ---- synchronous publish ------------------------------------------------------ */
+
+sf_status sf_broker_publish_sync(sf_broker *b, const char *subject, const char *msg_id,
+                                 const sf_header *hdrs, size_t nhdrs, const void *data, size_t len,
+                                 uint64_t *seq, sf_error *err)
+{
+    if (seq)
+        *seq = 0;
+    if (!b || !subject || !*subject || (!data && len) || (!hdrs && nhdrs))
+        return SF_ERR(err, SF_EINVAL, "publish: bad argument (subject '%s')",
+                      subject ? subject : "(null)");
+    if (len > INT_MAX)
+        return SF_ERR(err, SF_EINVAL, "publish %s: %zu bytes is too large", subject, len);
+    sf_status st = broker__check_msg_id(msg_id, subject, err);
+    if (st != SF_OK)
+        return st;
+    const char *id = msg_id ? msg_id : "-";
+    for (size_t i = 0; i < nhdrs; i++) {
+        if (!hdrs[i].name || !hdrs[i].value ||
+            !broker__clean_text(hdrs[i].name, SF_HEADER_NAME_MAX, true) ||
+            !broker__clean_text(hdrs[i].value, SF_HEADER_VALUE_MAX, false))
+            return SF_ERR(err, SF_EINVAL,
+                          "publish %s (msg id %s): header %zu ('%.40s') needs a name of 1..%d "
+                          "printable bytes without ':' and a value of at most %d bytes "
+                          "without control characters",
+                          subject, id, i, hdrs[i].name ? hdrs[i].name : "(null)",
+                          SF_HEADER_NAME_MAX, SF_HEADER_VALUE_MAX);
+    }
+    st = broker__check_connected(b, err, "publish", subject);
+    if (st != SF_OK)
+        return st;
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+    for (size_t i = 0; s == NATS_OK && i < nhdrs; i++)
+        s = natsMsgHeader_Add(m, hdrs[i].name, hdrs[i].value);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        return BROKER_ERR(err, broker__map(b, s), s, "publish %s (msg id %s)", subject, id);
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = b->js_wait_ms;
+    po.MsgId = msg_id;
+    jsPubAck *pa = NULL;
+    jsErrCode code = 0;
+    s = js_PublishMsg(&pa, b->js, m, &po, &code);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK) {
+        if (s == NATS_NO_RESPONDERS)
+            return SF_ERR(err, SF_EUNAVAIL,
+                          "publish %s (msg id %s): no stream answers for this subject (stream "
+                          "missing or without leader; run invctl setup?) (NATS %s)",
+                          subject, id, b->urls);
+        return BROKER_ERR(err, broker__map_js(b, s, code), s,
+                          "publish %s (msg id %s, NATS %s, js code %d)", subject, id, b->urls,
+                          (int)code);
+    }
+    if (seq)
+        *seq = pa->Sequence;
+    bool dup = pa->Duplicate;
+    uint64_t got = pa->Sequence;
+    jsPubAck_Destroy(pa);
+    if (dup)
+        return SF_ERR(err, SF_EDUP, "publish %s: msg id %s is already stored at sequence %llu",
+                      subject, id, (unsigned long long)got);
+    return SF_OK;
+}
+
+/* ---- pull consumption ------------------------------------------------------------ */
+
+struct sf_sub {
+    sf_broker *b;
+    natsSubscription *sub;
+    char label[128]; /* stream/durable for messages */
+};
+
+typedef struct batch__meta {
+    uint64_t stream_seq;
+    uint64_t delivered;
+    bool parsed;
+} batch__meta;
+
+struct sf_batch {
+    natsMsgList list;
+    batch__meta *meta; /* one per message, parsed lazily from the reply subject */
+    size_t meta_cap;
+};
+
+sf_status sf_broker_pull_subscribe(sf_broker *b, const char *stream, const char *durable,
+                                   sf_sub **out, sf_error *err)
+{
+    if (!b || !stream || !*stream || !durable || !*durable || !out)
+        return SF_ERR(err, SF_EINVAL, "pull subscribe: stream and durable are required");
+    *out = NULL;
+    sf_status st = broker__check_connected(b, err, "pull subscribe", stream);
+    if (st != SF_OK)
+        return st;
+    /* Look the consumer up first: binding never creates it, and a missing
+     * consumer deserves a clear message. */
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, b->js, stream, durable, NULL, &code);
+    if (s != NATS_OK) {
+        st = broker__map_js(b, s, code);
+        if (st == SF_ENOTFOUND)
+            return SF_ERR(err, SF_ENOTFOUND,
+                          "consumer %s on stream %s does not exist (NATS %s): run invctl setup",
+                          durable, stream, b->urls);
+        return BROKER_ERR(err, st, s, "consumer %s/%s: info (NATS %s)", stream, durable, b->urls);
+    }
+    bool push = ci->Config && ci->Config->DeliverSubject && *ci->Config->DeliverSubject;
+    jsConsumerInfo_Destroy(ci);
+    if (push)
+        return SF_ERR(err, SF_EINVAL, "consumer %s/%s is a push consumer, not a pull consumer",
+                      stream, durable);
+
+    sf_sub *ss = calloc(1, sizeof *ss);
+    if (!ss)
+        return SF_ERR(err, SF_ENOMEM, "pull subscribe %s/%s: out of memory", stream, durable);
+    ss->b = b;
+    snprintf(ss->label, sizeof ss->label, "%s/%s", stream, durable);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    so.Consumer = durable;
+    code = 0;
+    s = js_PullSubscribe(&ss->sub, b->js, NULL, durable, NULL, &so, &code);
+    if (s != NATS_OK) {
+        st = BROKER_ERR(err, broker__map_js(b, s, code), s, "pull subscribe %s (NATS %s)",
+                        ss->label, b->urls);
+        free(ss);
+        return st;
+    }
+    *out = ss;
+    return SF_OK;
+}
+
+void sf_sub_free(sf_sub *s)
+{
+    if (!s)
+        return;
+    /* Destroy, not Unsubscribe: the durable consumer stays on the server. */
+    natsSubscription_Destroy(s->sub);
+    free(s);
+}
+
+sf_status sf_batch_new(sf_batch **out, sf_error *err)
+{
+    if (!out)
+        return SF_ERR(err, SF_EINVAL, "sf_batch_new: NULL argument");
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return SF_ERR(err, SF_ENOMEM, "batch: out of memory");
+    return SF_OK;
+}
+
+void sf_batch_release(sf_batch *bt)
+{
+    if (!bt)
+        return;
+    if (bt->list.Msgs)
+        natsMsgList_Destroy(&bt->list);
+    bt->list.Msgs = NULL;
+    bt->list.Count = 0;
+}
+
+void sf_batch_destroy(sf_batch *bt)
+{
+    if (!bt)
+        return;
+    sf_batch_release(bt);
+    free(bt->meta);
+    free(bt);
+}
+
+sf_status sf_sub_fetch(sf_sub *s, int max, int timeout_ms, sf_batch *bt, sf_error *err)
+{
+    if (!s || !bt)
+        return SF_ERR(err, SF_EINVAL, "fetch: NULL argument");
+    sf_batch_release(bt);
+    if (max < 1 || max > SF_FETCH_MAX || timeout_ms < 1)
+        return SF_ERR(err, SF_EINVAL, "fetch %s: max %d must be in 1..%d and timeout %d ms > 0",
+                      s->label, max, SF_FETCH_MAX, timeout_ms);
+    if ((size_t)max > bt->meta_cap) {
+        batch__meta *nm = realloc(bt->meta, (size_t)max * sizeof *nm);
+        if (!nm)
+            return SF_ERR(err, SF_ENOMEM, "fetch %s: out of memory for %d messages", s->label, max);
+        bt->meta = nm;
+        bt->meta_cap = (size_t)max;
+    }
+    sf_status st = broker__check_connected(s->b, err, "fetch", s->label);
+    if (st != SF_OK)
+        return st;
+    jsErrCode code = 0;
+    natsStatus ns = natsSubscription_Fetch(&bt->list, s->sub, max, timeout_ms, &code);
+    if (bt->list.Count > 0) {
+        /* Messages came even if the call ended on a timeout: use them. */
+        for (int i = 0; i < bt->list.Count; i++)
+            bt->meta[i].parsed = false;
+        return SF_OK;
+    }
+    sf_batch_release(bt);
+    if (ns == NATS_OK)
+        return SF_ERR(err, SF_ETIMEOUT, "fetch %s: nothing available", s->label);
+    if (!broker__is_connected(s->b))
+        return SF_ERR(err, SF_EUNAVAIL, "fetch %s: NATS %s disconnected", s->label, s->b->urls);
+    if (ns == NATS_TIMEOUT)
+        return SF_ERR(err, SF_ETIMEOUT, "fetch %s: nothing available within %d ms", s->label,
+                      timeout_ms);
+    return BROKER_ERR(err, broker__map_js(s->b, ns, code), ns, "fetch %s (NATS %s, js code %d)",
+                      s->label, s->b->urls, (int)code);
+}
+
+size_t sf_batch_count(const sf_batch *bt)
+{
+    return bt ? (size_t)bt->list.Count : 0;
+}
+
+static natsMsg *batch__msg(const sf_batch *bt, size_t i)
+{
+    if (!bt || i >= (size_t)bt->list.Count)
+        return NULL;
+    return bt->list.Msgs[i];
+}
+
+const void *sf_batch_data(const sf_batch *bt, size_t i, size_t *len)
+{
+    natsMsg *m = batch__msg(bt, i);
+    if (len)
+        *len = m ? (size_t)natsMsg_GetDataLength(m) : 0;
+    return m ? natsMsg_GetData(m) : NULL;
+}
+
+const char *sf_batch_subject(const sf_batch *bt, size_t i)
+{
+    natsMsg *m = batch__msg(bt, i);
+    return m ? natsMsg_GetSubject(m) : NULL;
+}
+
+/* Parse the ack subject without allocating (natsMsg_GetMetaData mallocs):
+ *   v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
+ *   v2: $JS.ACK.<domain>.<acchash>.<stream>.<consumer>.<delivered>.<sseq>...
+ * Names cannot contain '.', so tokens are positional. */
+static void batch__parse(sf_batch *bt, size_t i)
+{
+    batch__meta *md = &bt->meta[i];
+    if (md->parsed)
+        return;
+    md->parsed = true;
+    md->stream_seq = 0;
+    md->delivered = 0;
+    const char *r = natsMsg_GetReply(bt->list.Msgs[i]);
+    static const char prefix[] = "$JS.ACK.";
+    if (!r || strncmp(r, prefix, sizeof prefix - 1) != 0)
+        return;
+    r += sizeof prefix - 1;
+    const char *tok[12];
+    size_t tlen[12];
+    int nt = 0;
+    while (nt < 12) {
+        const char *dot = strchr(r, '.');
+        tok[nt] = r;
+        tlen[nt] = dot ? (size_t)(dot - r) : strlen(r);
+        nt++;
+        if (!dot)
+            break;
+        r = dot + 1;
+    }
+    int base; /* index of <delivered> */
+    if (nt == 7)
+        base = 2;
+    else if (nt >= 9)
+        base = 4;
+    else
+        return;
+    uint64_t v[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        const char *t = tok[base + k];
+        for (size_t c = 0; c < tlen[base + k]; c++) {
+            if (t[c] < '0' || t[c] > '9' || v[k] > (UINT64_MAX - 9) / 10)
+                return;
+            v[k] = v[k] * 10 + (uint64_t)(t[c] - '0');
+        }
+    }
+    md->delivered = v[0];
+    md->stream_seq = v[1];
+}
+
+uint64_t sf_batch_stream_seq(sf_batch *bt, size_t i)
+{
+    if (!batch__msg(bt, i))
+        return 0;
+    batch__parse(bt, i);
+    return bt->meta[i].stream_seq;
+}
+
+uint64_t sf_batch_num_delivered(sf_batch *bt, size_t i)
+{
+    if (!batch__msg(bt, i))
+        return 0;
+    batch__parse(bt, i);
+    return bt->meta[i].delivered;
+}
+
+const char *sf_batch_header(sf_batch *bt, size_t i, const char *name)
+{
+    natsMsg *m = batch__msg(bt, i);
+    const char *v = NULL;
+    if (!m || !name || natsMsgHeader_Get(m, name, &v) != NATS_OK)
+        return NULL;
+    return v;
+}
+
+typedef enum batch__op {
+    BATCH_ACK,
+    BATCH_ACK_SYNC,
+    BATCH_NAK,
+    BATCH_NAK_DELAY,
+    BATCH_IN_PROGRESS,
+    BATCH_TERM
+} batch__op;
+
+static const char *batch__op_name(batch__op op)
+{
+    switch (op) {
+    case BATCH_ACK: return "ack";
+    case BATCH_ACK_SYNC: return "ack";
+    case BATCH_NAK: return "nak";
+    case BATCH_NAK_DELAY: return "nak";
+    case BATCH_IN_PROGRESS: return "in-progress";
+    case BATCH_TERM: return "term";
+    }
+    return "?";
+}
+
+static sf_status batch__ack(sf_batch *bt, size_t i, batch__op op, int64_t delay_ms, sf_error *err)
+{
+    natsMsg *m = batch__msg(bt, i);
+    if (!m)
+        return SF_ERR(err, SF_EINVAL, "%s: index %zu outside the batch of %zu", batch__op_name(op),
+                      i, sf_batch_count(bt));
+    natsStatus s = NATS_OK;
+    jsErrCode code = 0;
+    switch (op) {
+    case BATCH_ACK: s = natsMsg_Ack(m, NULL); break;
+    case BATCH_ACK_SYNC: s = natsMsg_AckSync(m, NULL, &code); break;
+    case BATCH_NAK: s = natsMsg_Nak(m, NULL); break;
+    case BATCH_NAK_DELAY: s = natsMsg_NakWithDelay(m, delay_ms, NULL); break;
+    case BATCH_IN_PROGRESS: s = natsMsg_InProgress(m, NULL); break;
+    case BATCH_TERM: s = natsMsg_Term(m, NULL); break;
+    }
+    if (s == NATS_OK)
+        return SF_OK;
+    sf_status st;
+    if (s == NATS_TIMEOUT)
+        st = SF_ETIMEOUT;
+    else if (s == NATS_INVALID_ARG || s == NATS_INVALID_SUBSCRIPTION || s == NATS_ILLEGAL_STATE)
+        st = SF_EINVAL;
+    else
+        st = SF_EUNAVAIL; /* everything else is "could not reach the server" */
+    return BROKER_ERR(err, st, s, "%s %s:%llu (js code %d)", batch__op_name(op),
+                      natsMsg_GetSubject(m), (unsigned long long)sf_batch_stream_seq(bt, i),
+                      (int)code);
+}
+
+sf_status sf_batch_ack(sf_batch *bt, size_t i, sf_error *err)
+{
+    return batch__ack(bt, i, BATCH_ACK, 0, err);
+}
+
+sf_status sf_batch_ack_sync(sf_batch *bt, size_t i, sf_error *err)
+{
+    return batch__ack(bt, i, BATCH_ACK_SYNC, 0, err);
+}
+
+sf_status sf_batch_nak(sf_batch *bt, size_t i, sf_error *err)
+{
+    return batch__ack(bt, i, BATCH_NAK, 0, err);
+}
+
+sf_status sf_batch_nak_delay(sf_batch *bt, size_t i, int64_t delay_ms, sf_error *err)
+{
+    if (delay_ms < 0)
+        return SF_ERR(err, SF_EINVAL, "nak: negative delay %lld ms", (long long)delay_ms);
+    return batch__ack(bt, i, BATCH_NAK_DELAY, delay_ms, err);
+}
+
+sf_status sf_batch_in_progress(sf_batch *bt, size_t i, sf_error *err)
+{
+    return batch__ack(bt, i, BATCH_IN_PROGRESS, 0, err);
+}
+
+sf_status sf_batch_term(sf_batch *bt, size_t i, sf_error *err)
+{
+    return batch__ack(bt, i, BATCH_TERM, 0, err);
+}
+
+sf_status sf_batch_in_progress_all(sf_batch *bt, sf_error *err)
+{
+    size_t n = sf_batch_count(bt);
+    for (size_t i = 0; i < n; i++) {
+        sf_status st = batch__ack(bt, i, BATCH_IN_PROGRESS, 0, err);
+        if (st != SF_OK)
+            return st;
+    }
+    return SF_OK;
+}
+
+/* ---- information ----------------------------------------------------------------- */
+
+sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs, uint64_t *bytes,
+                                uint64_t *first_seq, uint64_t *last_seq, sf_error *err)
+{
+    if (!b || !stream || !*stream)
+        return SF_ERR(err, SF_EINVAL, "stream info: no stream name");
+    sf_status st = broker__check_connected(b, err, "stream info", stream);
+    if (st != SF_OK)
+        return st;
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetStreamInfo(&si, b->js, stream, NULL, &code);
+    if (s != NATS_OK)
+        return BROKER_ERR(err, broker__map_js(b, s, code), s, "stream info %s (NATS %s)", stream,
+                          b->urls);
+    if (msgs)
+        *msgs = si->State.Msgs;
+    if (bytes)
+        *bytes = si->State.Bytes;
+    if (first_seq)
+        *first_seq = si->State.FirstSeq;
+    if (last_seq)
+        *last_seq = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return SF_OK;
+}
+
+sf_status sf_broker_consumer_info(sf_broker *b, const char *stream, const char *durable,
+                                  uint64_t *num_pending, uint64_t *num_ack_pending,
+                                  uint64_t *num_redelivered, sf_error *err)
+{
+    if (!b || !stream || !*stream || !durable || !*durable)
+        return SF_ERR(err, SF_EINVAL, "consumer info: stream and durable are required");
+    sf_status st = broker__check_connected(b, err, "consumer info", durable);
+    if (st != SF_OK)
+        return st;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, b->js, stream, durable, NULL, &code);
+    if (s != NATS_OK)
+        return BROKER_ERR(err, broker__map_js(b, s, code), s, "consumer info %s/%s (NATS %s)",
+                          stream, durable, b->urls);
+    if (num_pending)
+        *num_pending = ci->NumPending;
+    if (num_ack_pending)
+        *num_ack_pending = ci->NumAckPending > 0 ? (uint64_t)ci->NumAckPending : 0;
+    if (num_redelivered)
+        *num_redelivered = ci->NumRedelivered > 0 ? (uint64_t)ci->NumRedelivered : 0;
+    jsConsumerInfo_Destroy(ci);
+    return SF_OK;
+}
+
+struct sf_stored_msg {
+    natsMsg *m;
+};
+
+sf_status sf_broker_get_msg(sf_broker *b, const char *stream, uint64_t seq, sf_stored_msg **out,
+                            sf_error *err)
+{
+    if (!b || !stream || !*stream || !out || seq == 0)
+        return SF_ERR(err, SF_EINVAL, "get message: stream and a sequence > 0 are required");
+    *out = NULL;
+    sf_status st = broker__check_connected(b, err, "get message from", stream);
+    if (st != SF_OK)
+        return st;
+    sf_stored_msg *sm = calloc(1, sizeof *sm);
+    if (!sm)
+        return SF_ERR(err, SF_ENOMEM, "get %s:%llu: out of memory", stream,
+                      (unsigned long long)seq);
+    jsErrCode code = 0;
+    natsStatus s = js_GetMsg(&sm->m, b->js, stream, seq, NULL, &code);
+    if (s != NATS_OK) {
+        free(sm);
+        st = broker__map_js(b, s, code);
+        if (st == SF_ENOTFOUND)
+            return SF_ERR(err, SF_ENOTFOUND, "%s:%llu: no such message", stream,
+                          (unsigned long long)seq);
+        return BROKER_ERR(err, st, s, "get %s:%llu (NATS %s)", stream, (unsigned long long)seq,
+                          b->urls);
+    }
+    *out = sm;
+    return SF_OK;
+}
+
+const char *sf_stored_msg_subject(const sf_stored_msg *m)
+{
+    return m ? natsMsg_GetSubject(m->m) : NULL;
+}
+
+const void *sf_stored_msg_data(const sf_stored_msg *m, size_t *len)
+{
+    if (len)
+        *len = m ? (size_t)natsMsg_GetDataLength(m->m) : 0;
+    return m ? natsMsg_GetData(m->m) : NULL;
+}
+
+uint64_t sf_stored_msg_seq(const sf_stored_msg *m)
+{
+    return m ? natsMsg_GetSequence(m->m) : 0;
+}
+
+int64_t sf_stored_msg_time_ms(const sf_stored_msg *m)
+{
+    return m ? natsMsg_GetTime(m->m) / 1000000 : 0; /* nats.c: ns since the epoch */
+}
+
+const char *sf_stored_msg_header(sf_stored_msg *m, const char *name)
+{
+    const char *v = NULL;
+    if (!m || !name || natsMsgHeader_Get(m->m, name, &v) != NATS_OK)
+        return NULL;
+    return v;
+}
+
+sf_status sf_stored_msg_headers(sf_stored_msg *m, sf_header *out, size_t cap, size_t *n,
+                                sf_error *err)
+{
+    if (!m || !n || (!out && cap))
+        return SF_ERR(err, SF_EINVAL, "stored message headers: NULL argument");
+    *n = 0;
+    const char **keys = NULL;
+    int nkeys = 0;
+    natsStatus s = natsMsgHeader_Keys(m->m, &keys, &nkeys);
+    if (s == NATS_NOT_FOUND)
+        return SF_OK;
+    if (s != NATS_OK)
+        return BROKER_ERR(err, broker__map(NULL, s), s, "headers of %s:%llu",
+                          natsMsg_GetSubject(m->m), (unsigned long long)sf_stored_msg_seq(m));
+    size_t total = 0;
+    for (int k = 0; k < nkeys && s == NATS_OK; k++) {
+        const char **vals = NULL;
+        int nvals = 0;
+        s = natsMsgHeader_Values(m->m, keys[k], &vals, &nvals);
+        if (s != NATS_OK)
+            break;
+        for (int v = 0; v < nvals; v++, total++) {
+            if (total < cap) {
+                out[total].name = keys[k];
+                out[total].value = vals[v];
+            }
+        }
+        free((void *)vals);
+    }
+    free((void *)keys);
+    if (s != NATS_OK)
+        return BROKER_ERR(err, broker__map(NULL, s), s, "headers of %s:%llu",
+                          natsMsg_GetSubject(m->m), (unsigned long long)sf_stored_msg_seq(m));
+    *n = total;
+    return SF_OK;
+}
+
+void sf_stored_msg_free(sf_stored_msg *m)
+{
+    if (!m)
+        return;
+    natsMsg_Destroy(m->m);
+    free(m);
+}

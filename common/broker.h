@@ -1,0 +1,307 @@
+/*
+ * broker: the one module that talks to NATS JetStream (nats.c). It owns the
+ * connection, the stream and consumer definitions (`invctl setup`), the
+ * asynchronous event publisher, synchronous publishing with headers (DLQ,
+ * replay), pull consumption of batches and the read-only views used by
+ * `invctl status` and `dlq list/replay`. No other module includes <nats/nats.h>.
+ *
+ * The one idea needed to change it safely: nothing here may block or buffer
+ * without a bound while the server is away. Every call checks the connection
+ * first and fails fast with SF_EUNAVAIL, every wait has a timeout (JetStream
+ * API wait, publish ack timeout, window stall, fetch timeout), and every
+ * accepted asynchronous publish gets exactly one completion callback, even if
+ * the ack never comes. Retrying is the caller's job and is safe because
+ * publishes carry a Nats-Msg-Id inside a 1 h duplicate window.
+ *
+ * Ownership and threads:
+ * - sf_broker owns the connection. Publishers and subscriptions are created
+ *   on a broker and must be freed before sf_broker_close().
+ * - A broker may be shared by threads for publish_sync, info calls and
+ *   creating publishers and subscriptions. An sf_publisher may be used by
+ *   several publishing threads. An sf_sub and an sf_batch belong to one
+ *   thread at a time.
+ * - Callbacks (sf_pub_cb, sf_broker_state_cb) run on nats.c library threads,
+ *   never on the caller's thread: keep them short, take your own locks, and
+ *   never publish, flush or free the publisher from inside sf_pub_cb, nor
+ *   close the broker from inside sf_broker_state_cb.
+ * - Pointers returned by accessors (batch data, subjects, header values)
+ *   belong to the batch or stored message and stay valid until the next
+ *   fetch into that batch, sf_batch_release/destroy, or sf_stored_msg_free.
+ *
+ * Units: every duration in this API is in milliseconds; the conversion to
+ * nanoseconds for stream/consumer configs happens inside.
+ */
+#ifndef SF_BROKER_H
+#define SF_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf_error.h"
+
+/* ---- the contract: streams, subjects, consumer, headers (DESIGN.md) ---- */
+#define SF_STREAM_EVENTS "INV_EVENTS"
+#define SF_STREAM_DLQ "INV_DLQ"
+#define SF_STREAM_CHANNEL "INV_CHANNEL"
+#define SF_SUBJECTS_EVENTS "inv.evt.>"
+#define SF_SUBJECTS_DLQ "inv.dlq.>"
+#define SF_SUBJECTS_CHANNEL "inv.chan.>"
+#define SF_CONSUMER_APPLIER "stock-applier"
+
+#define SF_HDR_MSG_ID "Nats-Msg-Id"
+#define SF_HDR_REASON "Inv-Reason"
+#define SF_HDR_SOURCE_SUBJECT "Inv-Source-Subject"
+#define SF_HDR_SOURCE_SEQ "Inv-Source-Seq"
+#define SF_HDR_DELIVERIES "Inv-Deliveries"
+
+/* Limits on header text (longer, or with control characters: SF_EINVAL). */
+#define SF_MSG_ID_MAX 255
+#define SF_HEADER_NAME_MAX 128
+#define SF_HEADER_VALUE_MAX 4096
+
+/* Longest subject the helpers below build (a 64-byte token plus prefix). */
+#define SF_SUBJECT_MAX 128
+
+/* Build `inv.evt.<kind lower-cased>.<location>`, `inv.dlq.<reason>`,
+ * `inv.chan.<channel>` into buf (cap bytes). Tokens must be non-empty and
+ * use only A-Z a-z 0-9 _ - (kind: letters and _), at most 64 bytes:
+ * SF_EINVAL naming the token otherwise. */
+SF_MUSTCHECK sf_status sf_subject_event(char *buf, size_t cap, const char *kind,
+                                        const char *location, sf_error *err);
+SF_MUSTCHECK sf_status sf_subject_dlq(char *buf, size_t cap, const char *reason, sf_error *err);
+SF_MUSTCHECK sf_status sf_subject_channel(char *buf, size_t cap, const char *channel,
+                                          sf_error *err);
+
+/* ---- connection ---------------------------------------------------------- */
+typedef struct sf_broker sf_broker;
+
+typedef enum sf_broker_state {
+    SF_BROKER_DISCONNECTED, /* lost the server; reconnecting in the background */
+    SF_BROKER_RECONNECTED,  /* connected again (possibly to another node) */
+    SF_BROKER_CLOSED        /* closed by sf_broker_close */
+} sf_broker_state;
+
+/* Runs on a nats.c thread. url is the server concerned, or "" if unknown. */
+typedef void (*sf_broker_state_cb)(void *closure, sf_broker_state state, const char *url);
+
+typedef struct sf_broker_opts {
+    const char *urls;            /* one URL or a comma-separated cluster list; required */
+    const char *name;            /* connection name shown by the server; NULL: none */
+    int connect_timeout_ms;      /* per server, TCP + handshake (2000) */
+    int reconnect_wait_ms;       /* first reconnect delay after a full pass (250) */
+    int reconnect_max_ms;        /* cap of the doubling, jittered backoff (4000) */
+    int ping_interval_ms;        /* detects a silent server (10000) */
+    int js_wait_ms;              /* JetStream API and sync publish wait (5000) */
+    sf_broker_state_cb on_state; /* optional */
+    void *state_closure;
+} sf_broker_opts;
+
+void sf_broker_opts_init(sf_broker_opts *opts);
+
+/* Connect to the first reachable server of opts->urls. The initial connect is
+ * not retried (so a dead address fails within about connect_timeout_ms per
+ * URL with SF_EUNAVAIL naming the URLs); once connected, the connection
+ * reconnects forever in the background. */
+SF_MUSTCHECK sf_status sf_broker_connect(const sf_broker_opts *opts, sf_broker **out,
+                                         sf_error *err);
+/* Close and free; NULL is a no-op. Free publishers and subscriptions first. */
+void sf_broker_close(sf_broker *b);
+/* True while the connection status is CONNECTED. */
+bool sf_broker_connected(const sf_broker *b);
+/* The URL list as given (for messages). */
+const char *sf_broker_urls(const sf_broker *b);
+/* Release nats.c's global threads and memory; call once at process exit after
+ * every broker is closed (keeps valgrind quiet). */
+void sf_broker_library_cleanup(void);
+
+/* ---- setup (invctl setup): idempotent ----------------------------------- */
+typedef struct sf_setup_opts {
+    int replicas;            /* 1 (local), 3 (cluster) */
+    int64_t ack_wait_ms;     /* stock-applier AckWait (10000) */
+    int64_t max_ack_pending; /* >= batch x consumers (65536) */
+} sf_setup_opts;
+
+void sf_setup_opts_init(sf_setup_opts *opts);
+
+typedef enum sf_setup_action {
+    SF_SETUP_CREATED,  /* did not exist */
+    SF_SETUP_UPDATED,  /* existed with a different config; updated */
+    SF_SETUP_UNCHANGED /* existed with the wanted config */
+} sf_setup_action;
+
+#define SF_SETUP_MAX_ITEMS 8
+typedef struct sf_setup_item {
+    const char *kind; /* "stream" or "consumer" (static string) */
+    char name[64];    /* "INV_EVENTS", "INV_EVENTS/stock-applier" */
+    sf_setup_action action;
+} sf_setup_item;
+
+typedef struct sf_setup_result {
+    sf_setup_item items[SF_SETUP_MAX_ITEMS];
+    size_t count;
+} sf_setup_result;
+
+const char *sf_setup_action_str(sf_setup_action action); /* "created", ... */
+
+/* Create or update INV_EVENTS, INV_DLQ, INV_CHANNEL (file storage, 1 h
+ * duplicate window) and the durable pull consumer stock-applier on INV_EVENTS
+ * (explicit ack, AckWait, MaxDeliver unlimited, MaxAckPending, deliver all).
+ * res (may be NULL) says what was created, updated or already there. A
+ * change the server refuses (storage type, ack policy) is SF_EINVAL naming
+ * the stream or consumer. */
+SF_MUSTCHECK sf_status sf_broker_setup(sf_broker *b, const sf_setup_opts *opts,
+                                       sf_setup_result *res, sf_error *err);
+
+/* Delete a stream and its consumers (tests, teardown). SF_ENOTFOUND if absent. */
+SF_MUSTCHECK sf_status sf_broker_delete_stream(sf_broker *b, const char *stream, sf_error *err);
+
+/* ---- asynchronous publisher ---------------------------------------------- */
+typedef struct sf_publisher sf_publisher;
+
+typedef struct sf_pub_result {
+    sf_status status;    /* SF_OK stored; SF_EDUP already stored (same msg id within
+                            the window); SF_ETIMEOUT outcome unknown: no ack within
+                            ack_timeout_ms, or the publisher was freed first (it may
+                            be stored: resend with the same id); SF_EUNAVAIL not
+                            stored: no stream answers the subject, or the server
+                            refused it (error, js_code) */
+    uint64_t seq;        /* stream sequence (the original one for SF_EDUP); 0 on error */
+    const char *subject; /* as published */
+    const char *msg_id;  /* as published, or NULL */
+    const char *error;   /* "" on SF_OK/SF_EDUP, else the reason */
+    int js_code;         /* JetStream error code, 0 if none */
+} sf_pub_result;
+
+/* Completion of one accepted publish. Runs on a nats.c thread (the
+ * publisher's ack subscription), exactly once per publish that returned
+ * SF_OK; res and its strings are valid only during the call. */
+typedef void (*sf_pub_cb)(void *closure, void *token, const sf_pub_result *res);
+
+typedef struct sf_publisher_opts {
+    int max_inflight;   /* window: publishes awaiting their ack (4096) */
+    int ack_timeout_ms; /* per message: no ack by then -> SF_ETIMEOUT callback (5000) */
+    int stall_ms;       /* how long publish waits for room in a full window
+                           (0: ack_timeout_ms, which is when the oldest one resolves) */
+    sf_pub_cb cb;       /* required */
+    void *closure;
+} sf_publisher_opts;
+
+void sf_publisher_opts_init(sf_publisher_opts *opts);
+
+SF_MUSTCHECK sf_status sf_publisher_new(sf_broker *b, const sf_publisher_opts *opts,
+                                        sf_publisher **out, sf_error *err);
+
+/* Publish data to subject with header Nats-Msg-Id: msg_id (msg_id may be NULL
+ * for none; else 1..SF_MSG_ID_MAX bytes, no control characters). The data is
+ * copied. On SF_OK the callback will fire exactly once with token. Fails
+ * without a callback: SF_EUNAVAIL when not connected (nothing is buffered
+ * for a later reconnect), SF_ETIMEOUT when the window stayed full for
+ * stall_ms, SF_EINVAL for a bad subject, msg id or oversize data. */
+SF_MUSTCHECK sf_status sf_publisher_publish(sf_publisher *p, const char *subject,
+                                            const char *msg_id, const void *data, size_t len,
+                                            void *token, sf_error *err);
+
+/* Wait until nothing is in flight (every callback has returned), at most
+ * timeout_ms: SF_ETIMEOUT otherwise. */
+SF_MUSTCHECK sf_status sf_publisher_flush(sf_publisher *p, int timeout_ms, sf_error *err);
+
+/* Publishes accepted and not yet completed. */
+size_t sf_publisher_inflight(sf_publisher *p);
+
+/* Free the publisher: waits up to ack_timeout_ms for outstanding acks, then
+ * completes every remaining token with SF_ETIMEOUT ("publisher closed before
+ * the ack arrived"), so no token leaks. Flush first for a clean shutdown; do
+ * not publish concurrently with free. NULL is a no-op. */
+void sf_publisher_free(sf_publisher *p);
+
+/* ---- synchronous publish with headers (DLQ, replay) ----------------------- */
+typedef struct sf_header {
+    const char *name;
+    const char *value;
+} sf_header;
+
+/* Publish and wait for the ack (js_wait_ms). msg_id may be NULL; hdrs may be
+ * NULL when nhdrs is 0 (names: printable, no ':' or space; values: no control
+ * characters; see the limits above). *seq (may be NULL) gets the sequence.
+ * SF_EDUP (with *seq = the original's sequence) if the id was already stored;
+ * SF_ETIMEOUT if no ack came (it may be stored: retry with the same id). */
+SF_MUSTCHECK sf_status sf_broker_publish_sync(sf_broker *b, const char *subject, const char *msg_id,
+                                              const sf_header *hdrs, size_t nhdrs, const void *data,
+                                              size_t len, uint64_t *seq, sf_error *err);
+
+/* ---- pull consumption ----------------------------------------------------- */
+typedef struct sf_sub sf_sub;
+typedef struct sf_batch sf_batch;
+
+/* Bind to the existing durable pull consumer (never creates it):
+ * SF_ENOTFOUND naming stream/durable if `invctl setup` has not run. */
+SF_MUSTCHECK sf_status sf_broker_pull_subscribe(sf_broker *b, const char *stream,
+                                                const char *durable, sf_sub **out, sf_error *err);
+void sf_sub_free(sf_sub *s);
+
+/* A reusable batch; allocate once per consuming thread. */
+SF_MUSTCHECK sf_status sf_batch_new(sf_batch **out, sf_error *err);
+/* Destroy the messages (un-acked ones are redelivered after AckWait). */
+void sf_batch_destroy(sf_batch *bt);
+/* Drop the messages but keep the batch for the next fetch. */
+void sf_batch_release(sf_batch *bt);
+
+/* Fetch up to max (1..SF_FETCH_MAX) messages into bt, replacing its previous
+ * content, waiting at most timeout_ms for the first. SF_ETIMEOUT when nothing
+ * is available, SF_EUNAVAIL when disconnected. Keep max <= MaxAckPending. */
+#define SF_FETCH_MAX 100000
+SF_MUSTCHECK sf_status sf_sub_fetch(sf_sub *s, int max, int timeout_ms, sf_batch *bt,
+                                    sf_error *err);
+
+size_t sf_batch_count(const sf_batch *bt);
+/* Accessors return NULL / 0 for an index out of range. */
+const void *sf_batch_data(const sf_batch *bt, size_t i, size_t *len);
+const char *sf_batch_subject(const sf_batch *bt, size_t i);
+uint64_t sf_batch_stream_seq(sf_batch *bt, size_t i);
+uint64_t sf_batch_num_delivered(sf_batch *bt, size_t i);               /* 1 on first delivery */
+const char *sf_batch_header(sf_batch *bt, size_t i, const char *name); /* NULL if absent */
+
+/* Acknowledgements of message i. ack/nak/in_progress/term are fire-and-forget
+ * (SF_EUNAVAIL if they could not be sent); ack_sync waits js_wait_ms for the
+ * server's confirmation. A message acked, nak'ed or termed once ignores later
+ * calls (nats.c). */
+SF_MUSTCHECK sf_status sf_batch_ack(sf_batch *bt, size_t i, sf_error *err);
+SF_MUSTCHECK sf_status sf_batch_ack_sync(sf_batch *bt, size_t i, sf_error *err);
+SF_MUSTCHECK sf_status sf_batch_nak(sf_batch *bt, size_t i, sf_error *err);
+SF_MUSTCHECK sf_status sf_batch_nak_delay(sf_batch *bt, size_t i, int64_t delay_ms, sf_error *err);
+SF_MUSTCHECK sf_status sf_batch_in_progress(sf_batch *bt, size_t i, sf_error *err);
+SF_MUSTCHECK sf_status sf_batch_term(sf_batch *bt, size_t i, sf_error *err);
+/* InProgress for every message of the batch (keeps a batch alive while the
+ * database is down). Stops at the first failure. */
+SF_MUSTCHECK sf_status sf_batch_in_progress_all(sf_batch *bt, sf_error *err);
+
+/* ---- information (invctl status, dlq list / replay) ----------------------- */
+/* Any out-pointer may be NULL. SF_ENOTFOUND for a missing stream/consumer. */
+SF_MUSTCHECK sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs,
+                                             uint64_t *bytes, uint64_t *first_seq,
+                                             uint64_t *last_seq, sf_error *err);
+SF_MUSTCHECK sf_status sf_broker_consumer_info(sf_broker *b, const char *stream,
+                                               const char *durable, uint64_t *num_pending,
+                                               uint64_t *num_ack_pending, uint64_t *num_redelivered,
+                                               sf_error *err);
+
+/* A copy of one stored message (js_GetMsg). */
+typedef struct sf_stored_msg sf_stored_msg;
+
+/* SF_ENOTFOUND if stream has no message at seq (deleted or never written). */
+SF_MUSTCHECK sf_status sf_broker_get_msg(sf_broker *b, const char *stream, uint64_t seq,
+                                         sf_stored_msg **out, sf_error *err);
+const char *sf_stored_msg_subject(const sf_stored_msg *m);
+const void *sf_stored_msg_data(const sf_stored_msg *m, size_t *len);
+uint64_t sf_stored_msg_seq(const sf_stored_msg *m);
+int64_t sf_stored_msg_time_ms(const sf_stored_msg *m);                /* when stored, Unix ms */
+const char *sf_stored_msg_header(sf_stored_msg *m, const char *name); /* first value */
+/* Every header (name, value) pair, in no particular order, into out[cap];
+ * *n gets the total number of pairs, which may exceed cap (then out holds
+ * the first cap). */
+SF_MUSTCHECK sf_status sf_stored_msg_headers(sf_stored_msg *m, sf_header *out, size_t cap,
+                                             size_t *n, sf_error *err);
+void sf_stored_msg_free(sf_stored_msg *m);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * inv-ingest: sales/returns feeds -> validated events -> Avro -> JetStream.
+ *
+ * Sources: --file PATH|- (repeatable; JSON lines or CSV with a header) and
+ * --zmq ENDPOINT (ROUTER; runs until SIGTERM). Files are read first; with
+ * --zmq the process then serves until stopped. A file run prints accepted /
+ * duplicate / rejected counts and exits 1 if any line was rejected or could
+ * not be published.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "cli.h"
+#include "codec.h"
+#include "event_parse.h"
+#include "file_source.h"
+#include "log.h"
+#include "outcomes.h"
+#include "zmq_source.h"
+
+enum { MAX_FILES = 256 };
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: inv-ingest [--config FILE] [--file PATH|-]... [--zmq ENDPOINT]\n"
+            "                  [--rejects PATH] [--source NAME] [--retry-for SECONDS]\n"
+            "\n"
+            "Validates sales/returns events and publishes them to JetStream (INV_EVENTS,\n"
+            "subject inv.evt.<kind>.<location>, Nats-Msg-Id = event_id) asynchronously\n"
+            "with a bounded in-flight window ([ingest] max_inflight).\n"
+            "\n"
+            "  --file PATH|-      JSON lines or CSV with a header (repeatable; - is stdin)\n"
+            "  --zmq ENDPOINT     serve a ZeroMQ ROUTER (e.g. tcp://127.0.0.1:15555): one JSON\n"
+            "                     event a message, reply 'ok <event_id>' once JetStream stored\n"
+            "                     it, else 'err <reason>'\n"
+            "  --http ADDR        HTTP ingest (POST /v1/events): not available yet (issue 10)\n"
+            "  --rejects PATH     append each rejected line as FILE:LINE: reason\n"
+            "  --source NAME      source of lines that carry none (default inv-ingest)\n"
+            "  --retry-for SECS   keep retrying an unpublished event this long (default 60)\n"
+            "  --help, --version\n"
+            "\n"
+            "A file run ends with accepted / duplicate / rejected counts on stdout and exits 1\n"
+            "if any line was rejected or failed. Environment: INV_NATS_URL overrides [nats] url.\n");
+}
+
+typedef struct ingest_args {
+    const char *files[MAX_FILES];
+    int n_files;
+    const char *zmq;
+    const char *rejects;
+    const char *source;
+    long retry_for_s;
+} ingest_args;
+
+static int run(const sf_config *cfg, const ingest_args *a)
+{
+    sf_error err;
+    sf_error_clear(&err);
+    sf_broker *broker = NULL;
+    sf_publisher *pub = NULL;
+    sf_codec *codec = NULL;
+    ingest_outcomes *outcomes = NULL;
+    FILE *rejects = NULL;
+    int rc = 1;
+
+    sf_parse_opts po;
+    sf_parse_opts_init(&po);
+    po.default_source = a->source;
+    po.max_future_ms = cfg->ingest.max_future_ms;
+    po.max_line = (size_t)cfg->ingest.max_line;
+    if (cfg->now_ms_override > 0)
+        po.now_ms = cfg->now_ms_override;
+
+    if (a->rejects && !(rejects = fopen(a->rejects, "a"))) {
+        fprintf(stderr, "inv-ingest: %s: cannot open rejects file\n", a->rejects);
+        return 1;
+    }
+    sf_broker_opts bo;
+    sf_broker_opts_init(&bo);
+    bo.urls = cfg->nats.url;
+    bo.name = "inv-ingest";
+    sf_publisher_opts pubo;
+    sf_publisher_opts_init(&pubo);
+    pubo.max_inflight = cfg->ingest.max_inflight;
+    pubo.cb = ingest_outcomes_cb;
+    if (ingest_outcomes_new(&outcomes, &err) || sf_codec_new(&codec, &err) ||
+        sf_broker_connect(&bo, &broker, &err))
+        goto out;
+    pubo.closure = outcomes;
+    if (sf_publisher_new(broker, &pubo, &pub, &err))
+        goto out;
+
+    int failed = 0;
+    ingest_file_ctx fctx = {.pub = pub, .outcomes = outcomes, .codec = codec, .parse = &po,
+                            .rejects = rejects, .retry_for_ms = (int64_t)a->retry_for_s * 1000,
+                            .stop = &sf_shutdown};
+    for (int i = 0; i < a->n_files && !sf_shutdown; i++) {
+        ingest_file_stats fs;
+        sf_status st = ingest_file_run(&fctx, a->files[i], &fs, &err);
+        printf("%s: %" PRIu64 " lines, %" PRIu64 " accepted, %" PRIu64 " duplicate, %" PRIu64
+               " rejected, %" PRIu64 " failed\n",
+               a->files[i], fs.lines, fs.accepted, fs.duplicate, fs.rejected, fs.failed);
+        fflush(stdout);
+        if (st) {
+            fprintf(stderr, "inv-ingest: %s\n", err.msg);
+            failed = 1;
+        }
+        if (fs.rejected || fs.failed)
+            failed = 1;
+    }
+    if (a->zmq && !sf_shutdown) {
+        ingest_zmq_ctx zctx = {.pub = pub, .outcomes = outcomes, .codec = codec, .parse = &po,
+                               .broker = broker, .stop = &sf_shutdown};
+        ingest_zmq_stats zs;
+        if (ingest_zmq_run(&zctx, a->zmq, &zs, &err))
+            goto out;
+        sf_log(SF_LOG_INFO,
+               "zmq: %" PRIu64 " received, %" PRIu64 " ok, %" PRIu64 " rejected, %" PRIu64
+               " failed",
+               zs.received, zs.ok, zs.rejected, zs.failed);
+    }
+    rc = failed;
+out:
+    if (err.status)
+        fprintf(stderr, "inv-ingest: %s\n", err.msg);
+    sf_publisher_free(pub);
+    sf_broker_close(broker);
+    sf_codec_free(codec);
+    ingest_outcomes_free(outcomes);
+    if (rejects)
+        fclose(rejects);
+    sf_broker_library_cleanup();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},  {"file", required_argument, NULL, 'f'},
+        {"zmq", required_argument, NULL, 'z'},     {"http", required_argument, NULL, 'H'},
+        {"rejects", required_argument, NULL, 'r'}, {"source", required_argument, NULL, 's'},
+        {"retry-for", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0}};
+    ingest_args a = {.source = "inv-ingest", .retry_for_s = 60};
+    const char *config_path = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'f':
+            if (a.n_files == MAX_FILES) {
+                fprintf(stderr, "inv-ingest: at most %d --file options\n", MAX_FILES);
+                return 2;
+            }
+            a.files[a.n_files++] = optarg;
+            break;
+        case 'z': a.zmq = optarg; break;
+        case 'H':
+            fprintf(stderr, "inv-ingest: --http is not available yet (issue 10)\n");
+            return 2;
+        case 'r': a.rejects = optarg; break;
+        case 's': a.source = optarg; break;
+        case 'R': {
+            char *end;
+            a.retry_for_s = strtol(optarg, &end, 10);
+            if (*end || a.retry_for_s < 0 || a.retry_for_s > 86400) {
+                fprintf(stderr, "inv-ingest: --retry-for: '%s' is not 0..86400\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("inv-ingest %s\n", SF_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc || (a.n_files == 0 && !a.zmq)) {
+        if (optind < argc)
+            fprintf(stderr, "inv-ingest: unexpected argument '%s'\n", argv[optind]);
+        else
+            fprintf(stderr, "inv-ingest: give at least one of --file, --zmq\n");
+        usage(stderr);
+        return 2;
+    }
+    sf_config cfg;
+    int rc = sf_cli_load_config("inv-ingest", config_path, &cfg);
+    if (rc)
+        return rc;
+    sf_log_init("inv-ingest", SF_LOG_INFO);
+    sf_cli_handle_signals();
+    rc = run(&cfg, &a);
+    sf_config_free(&cfg);
+    return rc;
+}

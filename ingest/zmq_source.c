@@ -1,0 +1,170 @@
+/*
+ * zmq_source: the ROUTER loop. Only this thread touches the socket: the
+ * publisher's callback queues outcomes (outcomes.h), and the loop polls the
+ * socket with a short timeout and drains them, replying to each client.
+ * A message is at most 4 envelope frames plus the payload; anything else
+ * is answered with an error, never dropped silently.
+ */
+#include "zmq_source.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "log.h"
+
+enum { ZMQ__MAX_FRAMES = 5, ZMQ__ENVELOPE_MAX = 256 };
+
+typedef struct zmq__token {
+    size_t nframes; /* envelope frames (identity [, empty delimiter]) */
+    size_t sizes[ZMQ__MAX_FRAMES];
+    uint8_t frames[ZMQ__MAX_FRAMES][ZMQ__ENVELOPE_MAX];
+    char event_id[SF_STR_MAX + 1];
+} zmq__token;
+
+static void zmq__reply(void *sock, const zmq__token *t, const char *text)
+{
+    for (size_t i = 0; i < t->nframes; i++)
+        zmq_send(sock, t->frames[i], t->sizes[i], ZMQ_SNDMORE);
+    zmq_send(sock, text, strlen(text), 0);
+}
+
+/* Receive one multipart message: envelope into t, payload into payload. */
+static int zmq__recv(void *sock, zmq__token *t, zmq_msg_t *payload)
+{
+    t->nframes = 0;
+    int too_many = 0;
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            return -1;
+        }
+        if (!zmq_msg_more(&part)) {
+            zmq_msg_move(payload, &part);
+            zmq_msg_close(&part);
+            return too_many ? 1 : 0;
+        }
+        size_t sz = zmq_msg_size(&part);
+        if (t->nframes < ZMQ__MAX_FRAMES && sz <= ZMQ__ENVELOPE_MAX) {
+            memcpy(t->frames[t->nframes], zmq_msg_data(&part), sz);
+            t->sizes[t->nframes++] = sz;
+        } else {
+            too_many = 1;
+        }
+        zmq_msg_close(&part);
+    }
+}
+
+static void zmq__handle(const ingest_zmq_ctx *ctx, void *sock, ingest_zmq_stats *stats,
+                        zmq__token *t, const char *data, size_t len)
+{
+    char reply[SF_ERROR_MSG_MAX + 32];
+    sf_event ev;
+    sf_error err;
+    uint8_t buf[SF_CODEC_EVENT_MAX];
+    size_t n = 0;
+    char subject[SF_SUBJECT_MAX];
+    stats->received++;
+    if (sf_event_parse_json(data, len, ctx->parse, &ev, &err) ||
+        sf_event_subject(&ev, subject, sizeof subject, &err) ||
+        sf_codec_encode_event(ctx->codec, &ev, buf, sizeof buf, &n, &err)) {
+        stats->rejected++;
+        snprintf(reply, sizeof reply, "err invalid: %s", err.msg);
+        zmq__reply(sock, t, reply);
+        free(t);
+        return;
+    }
+    if (!sf_broker_connected(ctx->broker)) {
+        stats->failed++;
+        zmq__reply(sock, t, "err unavailable: not connected to JetStream");
+        free(t);
+        return;
+    }
+    snprintf(t->event_id, sizeof t->event_id, "%s", ev.event_id);
+    sf_status st = sf_publisher_publish(ctx->pub, subject, ev.event_id, buf, n, t, &err);
+    if (st != SF_OK) {
+        stats->failed++;
+        snprintf(reply, sizeof reply, "err %s: %s", st == SF_ETIMEOUT ? "busy" : "unavailable",
+                 err.msg);
+        zmq__reply(sock, t, reply);
+        free(t);
+    }
+}
+
+static size_t zmq__drain(void *sock, const ingest_zmq_ctx *ctx, ingest_zmq_stats *stats, int wait)
+{
+    ingest_outcome out[256];
+    size_t n = ingest_outcomes_take(ctx->outcomes, out, 256, wait);
+    for (size_t i = 0; i < n; i++) {
+        zmq__token *t = out[i].token;
+        char reply[256];
+        if (out[i].status == SF_OK || out[i].status == SF_EDUP) {
+            stats->ok++;
+            snprintf(reply, sizeof reply, "ok %s", t->event_id);
+        } else {
+            stats->failed++;
+            snprintf(reply, sizeof reply, "err unavailable: %s", out[i].error);
+        }
+        zmq__reply(sock, t, reply);
+        free(t);
+    }
+    return n;
+}
+
+sf_status ingest_zmq_run(const ingest_zmq_ctx *ctx, const char *endpoint, ingest_zmq_stats *stats,
+                         sf_error *err)
+{
+    memset(stats, 0, sizeof *stats);
+    void *zctx = zmq_ctx_new();
+    void *sock = zctx ? zmq_socket(zctx, ZMQ_ROUTER) : NULL;
+    int linger = 1000, hwm = 100000;
+    if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) || zmq_bind(sock, endpoint) != 0) {
+        sf_status st = SF_ERR(err, SF_EIO, "zmq %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        if (sock)
+            zmq_close(sock);
+        if (zctx)
+            zmq_ctx_term(zctx);
+        return st;
+    }
+    sf_log(SF_LOG_INFO, "zmq ROUTER listening on %s", endpoint);
+    while (!*ctx->stop) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, 5);
+        for (int k = 0; k < 1024 && (item.revents & ZMQ_POLLIN); k++) {
+            zmq__token *t = malloc(sizeof *t);
+            zmq_msg_t payload;
+            zmq_msg_init(&payload);
+            int rc = t ? zmq__recv(sock, t, &payload) : -1;
+            if (rc < 0) {
+                zmq_msg_close(&payload);
+                free(t);
+                break;
+            }
+            if (rc > 0 || t->nframes == 0) {
+                stats->rejected++;
+                if (t->nframes)
+                    zmq__reply(sock, t, "err invalid: too many or too large envelope frames");
+                free(t);
+            } else {
+                zmq__handle(ctx, sock, stats, t, zmq_msg_data(&payload), zmq_msg_size(&payload));
+            }
+            zmq_msg_close(&payload);
+        }
+        zmq__drain(sock, ctx, stats, 0);
+    }
+    /* Answer everything still in flight before closing. */
+    sf_error ferr;
+    if (sf_publisher_flush(ctx->pub, 10000, &ferr) != SF_OK)
+        sf_log(SF_LOG_WARN, "zmq: flush on shutdown: %s", ferr.msg);
+    while (zmq__drain(sock, ctx, stats, 100) > 0)
+        ;
+    zmq_close(sock);
+    zmq_ctx_term(zctx);
+    return SF_OK;
+}

@@ -1,0 +1,37 @@
+/*
+ * zmq_source: a ZeroMQ ROUTER socket taking one JSON event per message.
+ * The reply is "ok <event_id>" only after JetStream acknowledged the event
+ * (a duplicate is also "ok": JetStream holds it), else "err <reason>":
+ * "err invalid: ..." for a bad event, "err unavailable: ..." when JetStream
+ * cannot take it, "err busy" when the in-flight window stays full. REQ and
+ * DEALER clients both work: the envelope frames are echoed back.
+ */
+#ifndef INGEST_ZMQ_SOURCE_H
+#define INGEST_ZMQ_SOURCE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "codec.h"
+#include "event_parse.h"
+#include "outcomes.h"
+
+typedef struct ingest_zmq_ctx {
+    sf_publisher *pub;
+    ingest_outcomes *outcomes;
+    sf_codec *codec;
+    const sf_parse_opts *parse;
+    sf_broker *broker; /* to refuse fast while disconnected */
+    volatile sig_atomic_t *stop;
+} ingest_zmq_ctx;
+
+typedef struct ingest_zmq_stats {
+    uint64_t received, ok, rejected, failed;
+} ingest_zmq_stats;
+
+/* Serve on endpoint until *stop. */
+sf_status ingest_zmq_run(const ingest_zmq_ctx *ctx, const char *endpoint, ingest_zmq_stats *stats,
+                         sf_error *err) SF_MUSTCHECK;
+
+#endif

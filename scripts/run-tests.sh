@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# run-tests.sh: run the Criterion test binaries and count their tests.
+#
+# usage: run-tests.sh all|unit|integration [criterion args...]
+#   BUILD  build directory holding tests/unit/test_* and tests/integration/test_*
+#          (default build/default)
+#   BIN    directory of the service binaries (default bin), passed as SF_BIN
+#   SF_TEST_TIMEOUT  seconds one test binary may run (default 600)
+#
+# Unit tests need nothing running. Integration tests get a private stack,
+# fresh every run (var/test-stack on ports 24222/28222/25432, wiped first,
+# always stopped on exit), described to them through INV_NATS_URL, INV_PG_DSN,
+# SF_BIN, SF_ROOT, SF_STACK and STACK_DIR/NATS_PORT/NATS_MON_PORT/PG_PORT, so
+# a test can bounce a server with "$SF_STACK nats-stop". They run one binary
+# at a time with -j1: they share the streams and the database.
+#
+# Counting: each binary's "[====] Synthesis: Tested: N | Passing: N |
+# Failing: N | Crashing: N" line. Criterion 2.4 counts a test whose teardown
+# crashed or exited as passing (it only warns), and a binary can die before
+# its summary; both are counted here as failures, as is a non-zero exit with
+# no failing test. The last line is "N passed, N failed"; the exit status is
+# non-zero on any failure or crash.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+MODE=${1:-all}
+[[ $# -gt 0 ]] && shift
+case "$MODE" in
+all | unit | integration) ;;
+*)
+    echo "usage: run-tests.sh all|unit|integration [criterion args...]" >&2
+    exit 2
+    ;;
+esac
+EXTRA_ARGS=("$@")
+
+abspath() { realpath -m -- "$1"; }
+BUILD=$(abspath "${BUILD:-build/default}")
+BIN=$(abspath "${BIN:-bin}")
+SF_TEST_TIMEOUT=${SF_TEST_TIMEOUT:-600}
+STACK="$ROOT/scripts/stack.sh"
+
+# Sanitizer builds: a stack trace for UBSan, leaks on for ASan.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+
+passed=0
+failed=0
+failed_binaries=()
+ran_binaries=0
+
+# test binaries in DIR, sorted
+list_tests() {
+    local dir=$1
+    [[ -d "$dir" ]] || return 0
+    find "$dir" -maxdepth 1 -type f -name 'test_*' ! -name '*.o' ! -name '*.d' -perm -u+x |
+        LC_ALL=C sort
+}
+
+# run_binary PATH [criterion args...]: run one binary, print its output and a
+# PASS/FAIL line, add its tests to the totals.
+run_binary() {
+    local path=$1
+    shift
+    local name=${path#"$BUILD"/}
+    local log rc=0
+    log=$(mktemp "${TMPDIR:-/tmp}/sf-test-XXXXXX.log")
+    echo "---- $name"
+    timeout -k 10 "$SF_TEST_TIMEOUT" "$path" "$@" "${EXTRA_ARGS[@]}" >"$log" 2>&1 || rc=$?
+    cat "$log"
+
+    local synth tested=0 passing=0 failing=0 crashing=0 teardown=0
+    synth=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^\[====\] Synthesis:' | tail -n 1 || true)
+    teardown=$(grep -cE 'Warning! The test .* (crashed|exited) during its setup or teardown' "$log" || true)
+    rm -f "$log"
+
+    local bad=0 why=""
+    if [[ "$synth" =~ Tested:\ ([0-9]+)\ \|\ Passing:\ ([0-9]+)\ \|\ Failing:\ ([0-9]+)\ \|\ Crashing:\ ([0-9]+) ]]; then
+        tested=${BASH_REMATCH[1]}
+        passing=${BASH_REMATCH[2]}
+        failing=${BASH_REMATCH[3]}
+        crashing=${BASH_REMATCH[4]}
+        ((teardown > passing)) && teardown=$passing
+        passing=$((passing - teardown))
+        bad=$((failing + crashing + teardown))
+        ((teardown > 0)) && why+=" $teardown crashed in setup/teardown;"
+    else
+        bad=1
+        why+=" no Criterion summary (the binary died);"
+    fi
+    if ((rc == 124 || rc == 137)); then
+        why+=" timed out after ${SF_TEST_TIMEOUT}s;"
+        ((bad > 0)) || bad=1
+    elif ((rc != 0 && bad == 0)); then
+        why+=" exit status $rc with no failing test;"
+        bad=1
+    fi
+    passed=$((passed + passing))
+    failed=$((failed + bad))
+    ran_binaries=$((ran_binaries + 1))
+    if ((bad > 0 || rc != 0)); then
+        failed_binaries+=("$name")
+        echo "FAIL $name: $passing passed, $bad failed of $tested;${why%;}"
+    else
+        echo "PASS $name: $passing passed of $tested"
+    fi
+}
+
+run_unit() {
+    local tests
+    mapfile -t tests < <(list_tests "$BUILD/tests/unit")
+    if ((${#tests[@]} == 0)); then
+        echo "run-tests: no unit test binaries under $BUILD/tests/unit (make tests-build)" >&2
+        return 0
+    fi
+    echo "== unit tests (${#tests[@]} binaries)"
+    # glibc's per-thread cache hides small leaks from the teardown heap
+    # checks; unit tests run without it.
+    local tunables="glibc.malloc.tcache_count=0"
+    [[ -n "${GLIBC_TUNABLES:-}" ]] && tunables="$GLIBC_TUNABLES:$tunables"
+    local t
+    for t in "${tests[@]}"; do
+        GLIBC_TUNABLES=$tunables run_binary "$t"
+    done
+}
+
+stack_stop() {
+    "$STACK" down || echo "run-tests: stack.sh down failed; check $STACK_DIR" >&2
+}
+
+run_integration() {
+    local tests
+    mapfile -t tests < <(list_tests "$BUILD/tests/integration")
+    if ((${#tests[@]} == 0)); then
+        echo "run-tests: no integration test binaries under $BUILD/tests/integration" >&2
+        return 0
+    fi
+    echo "== integration tests (${#tests[@]} binaries)"
+
+    export STACK_DIR="$ROOT/var/test-stack"
+    export NATS_PORT=24222 NATS_MON_PORT=28222 PG_PORT=25432
+    export SF_BIN="$BIN" SF_ROOT="$ROOT" SF_STACK="$STACK"
+
+    # Fresh every run: stop what a killed earlier run may have left, wipe.
+    "$STACK" wipe
+    rm -rf "$STACK_DIR"
+    trap stack_stop EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    if ! "$STACK" up >/dev/null; then
+        echo "run-tests: the test stack did not start (see above)" >&2
+        failed=$((failed + 1))
+        failed_binaries+=("(stack.sh up)")
+        return 0
+    fi
+    eval "$("$STACK" env)"
+    export INV_NATS_URL INV_PG_DSN
+    echo "test stack: INV_NATS_URL=$INV_NATS_URL INV_PG_DSN=$INV_PG_DSN"
+
+    local t
+    for t in "${tests[@]}"; do
+        run_binary "$t" -j1
+    done
+    stack_stop
+    trap - EXIT
+}
+
+case "$MODE" in
+unit) run_unit ;;
+integration) run_integration ;;
+all)
+    run_unit
+    run_integration
+    ;;
+esac
+
+if ((ran_binaries == 0)); then
+    echo "run-tests: found no test binaries under $BUILD/tests; build them first (make tests-build)" >&2
+    failed=$((failed + 1))
+fi
+if ((${#failed_binaries[@]} > 0)); then
+    echo "failed: ${failed_binaries[*]}"
+fi
+echo "$passed passed, $failed failed"
+((failed == 0 && ${#failed_binaries[@]} == 0))

@@ -1,0 +1,467 @@
+#!/usr/bin/env bash
+# stack.sh: the local stack stockflow runs against: one nats-server with
+# JetStream and one PostgreSQL 15 cluster, data under $STACK_DIR, loopback
+# only, non-default ports so it never collides with a system service.
+#
+# usage: stack.sh up | down | status | env | wipe
+#                 nats-start | nats-stop [kill] | pg-start | pg-stop [immediate]
+#                 cluster (not yet implemented)
+#
+# Environment (defaults):
+#   STACK_DIR=var        relative paths are taken from the repository root
+#   NATS_PORT=14222  NATS_MON_PORT=18222  PG_PORT=15432  PG_DB=stockflow
+#   PG_BIN=/usr/lib/postgresql/15/bin  STACK_TIMEOUT=30 (seconds per wait)
+#   PG_DIR (default $STACK_DIR/pg)
+#
+# Layout: $STACK_DIR/nats/ (JetStream store), nats.pid, nats.log;
+# $STACK_DIR/pg/{data,sock,postgres.log} owned by the postgres user.
+# PostgreSQL refuses to run as root, so as root every pg command runs as
+# `postgres` through runuser, and postgres must be able to traverse every
+# parent of $STACK_DIR/pg: missing o+x bits are added (and said). When that is
+# impossible the data goes to /var/tmp/stockflow-pg-<hash of STACK_DIR> and the
+# choice is recorded in $STACK_DIR/pg.location so later calls find it.
+#
+# One idea to keep when changing this: every command is idempotent (up twice,
+# down when nothing runs) and the servers are detached (setsid) so they outlive
+# the caller; children never inherit the lock descriptor (9>&-), or the lock
+# would be held for as long as the servers run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+STACK_DIR=${STACK_DIR:-var}
+[[ "$STACK_DIR" == /* ]] || STACK_DIR="$ROOT/$STACK_DIR"
+NATS_PORT=${NATS_PORT:-14222}
+NATS_MON_PORT=${NATS_MON_PORT:-18222}
+PG_PORT=${PG_PORT:-15432}
+PG_DB=${PG_DB:-stockflow}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+STACK_TIMEOUT=${STACK_TIMEOUT:-30}
+PG_OS_USER=postgres
+
+NATS_DIR="$STACK_DIR/nats"
+NATS_PID="$STACK_DIR/nats.pid"
+NATS_LOG="$STACK_DIR/nats.log"
+
+say() { echo "stack: $*" >&2; }
+die() {
+    echo "stack: error: $*" >&2
+    exit 1
+}
+
+for v in NATS_PORT NATS_MON_PORT PG_PORT; do
+    if ! [[ "${!v}" =~ ^[0-9]+$ ]] || ((${!v} < 1 || ${!v} > 65535)); then
+        die "$v must be a port number (1..65535), got '${!v}'"
+    fi
+done
+[[ "$STACK_TIMEOUT" =~ ^[0-9]+$ ]] || die "STACK_TIMEOUT must be seconds, got '$STACK_TIMEOUT'"
+[[ "$PG_DB" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "PG_DB must be a plain identifier, got '$PG_DB'"
+
+nats_url() { echo "nats://127.0.0.1:$NATS_PORT"; }
+pg_dsn() { echo "host=127.0.0.1 port=$PG_PORT dbname=$PG_DB user=postgres"; }
+
+# ---------------------------------------------------------------- helpers ---
+
+# alive PID: the process exists and is not a zombie (a detached server whose
+# parent never reaps it must still count as stopped).
+alive() {
+    local pid=$1 state
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ "$state" != Z ]]
+}
+
+dead() { ! alive "$1"; }
+
+# port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+show_log() {
+    local log=$1
+    if [[ -r "$log" ]]; then
+        echo "----- last lines of $log -----" >&2
+        tail -n 30 "$log" >&2 || true
+        echo "-----" >&2
+    else
+        echo "(no log at $log)" >&2
+    fi
+}
+
+# wait_for DESCRIPTION COMMAND...: poll every 0.1 s until COMMAND succeeds or
+# STACK_TIMEOUT passes.
+wait_for() {
+    local what=$1
+    shift
+    local deadline=$((SECONDS + STACK_TIMEOUT))
+    until "$@"; do
+        if ((SECONDS >= deadline)); then
+            say "timed out after ${STACK_TIMEOUT}s waiting for $what"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+lock() {
+    mkdir -p "$STACK_DIR"
+    exec 9>"$STACK_DIR/.lock"
+    flock -w "$STACK_TIMEOUT" 9 || die "another stack.sh holds $STACK_DIR/.lock"
+}
+
+# ------------------------------------------------------------------- nats ---
+
+nats_pid() {
+    local pid
+    [[ -r "$NATS_PID" ]] || return 1
+    pid=$(<"$NATS_PID")
+    alive "$pid" || return 1
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == nats-server ]] || return 1
+    echo "$pid"
+}
+
+nats_healthy() {
+    if command -v curl >/dev/null; then
+        curl -fsS -m 2 "http://127.0.0.1:$NATS_MON_PORT/healthz" >/dev/null 2>&1
+    else
+        port_open "$NATS_PORT"
+    fi
+}
+
+nats_start() {
+    local pid
+    command -v nats-server >/dev/null || die "nats-server not found: run scripts/deps.sh"
+    if pid=$(nats_pid); then
+        say "nats: already running (pid $pid)"
+    else
+        rm -f "$NATS_PID"
+        local p
+        for p in "$NATS_PORT" "$NATS_MON_PORT"; do
+            port_open "$p" && die "nats: port $p is already in use by another process"
+        done
+        mkdir -p "$NATS_DIR"
+        # setsid: own session, so a Ctrl-C in the caller's terminal does not
+        # reach the server; -P makes the server write its own pid.
+        setsid nohup nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR" \
+            -m "$NATS_MON_PORT" -P "$NATS_PID" >>"$NATS_LOG" 2>&1 </dev/null 9>&- &
+        local child=$!
+        local deadline=$((SECONDS + STACK_TIMEOUT))
+        until nats_healthy; do
+            if ! alive "$child" || ((SECONDS >= deadline)); then
+                alive "$child" && kill -INT "$child" 2>/dev/null
+                say "nats: failed to start on 127.0.0.1:$NATS_PORT"
+                show_log "$NATS_LOG"
+                exit 1
+            fi
+            sleep 0.1
+        done
+        pid=$(nats_pid) || pid=$child
+        say "nats: started (pid $pid), log $NATS_LOG"
+        return 0
+    fi
+    wait_for "nats-server health on port $NATS_MON_PORT" nats_healthy || {
+        show_log "$NATS_LOG"
+        exit 1
+    }
+}
+
+# nats_stop [kill]: SIGINT (the server exits 0 on it, 1 on SIGTERM); `kill`
+# sends SIGKILL instead, for crash tests.
+nats_stop() {
+    local mode=${1:-int} pid sig=INT
+    [[ "$mode" == int || "$mode" == kill ]] || die "nats-stop takes no argument or 'kill'"
+    [[ "$mode" == kill ]] && sig=KILL
+    if ! pid=$(nats_pid); then
+        say "nats: not running"
+        rm -f "$NATS_PID"
+        return 0
+    fi
+    kill -s "$sig" "$pid" 2>/dev/null || true
+    if ! wait_for "nats-server pid $pid to exit" dead "$pid"; then
+        say "nats: still running after SIGINT, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.2
+    fi
+    rm -f "$NATS_PID"
+    say "nats: stopped (pid $pid, SIG$sig)"
+}
+
+# --------------------------------------------------------------- postgres ---
+
+# as_pg CMD...: run a command as the unprivileged postgres user (or as
+# ourselves when we are not root: PostgreSQL only refuses root).
+as_pg() {
+    if ((EUID == 0)); then
+        runuser -u "$PG_OS_USER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# pg_traversable DIR: the postgres user may search (enter) DIR.
+pg_traversable() {
+    as_pg test -x "$1" 2>/dev/null
+}
+
+# Choose PG_DIR once per call; see the header for the fallback.
+pg_resolve_dir() {
+    if [[ -n "${PG_DIR:-}" ]]; then
+        return 0
+    fi
+    if [[ -r "$STACK_DIR/pg.location" ]]; then
+        PG_DIR=$(<"$STACK_DIR/pg.location")
+        return 0
+    fi
+    PG_DIR="$STACK_DIR/pg"
+}
+
+# Make every ancestor of $PG_DIR traversable by postgres (o+x). Returns 1 when
+# that cannot be done (read-only or foreign file system), leaving the caller to
+# fall back.
+pg_make_traversable() {
+    ((EUID == 0)) || return 0
+    local dir
+    dir=$(dirname "$PG_DIR")
+    mkdir -p "$dir"
+    local d=$dir
+    local -a chain=()
+    while [[ "$d" != / ]]; do
+        chain=("$d" "${chain[@]}")
+        d=$(dirname "$d")
+    done
+    for d in "${chain[@]}"; do
+        if ! pg_traversable "$d"; then
+            say "postgres: chmod o+x $d (so user $PG_OS_USER can reach its data)"
+            chmod o+x "$d" 2>/dev/null || return 1
+            pg_traversable "$d" || return 1
+        fi
+    done
+}
+
+pg_prepare_dir() {
+    if ! pg_make_traversable; then
+        local sum wanted=$PG_DIR
+        sum=$(printf '%s' "$STACK_DIR" | cksum | cut -d' ' -f1)
+        PG_DIR="/var/tmp/stockflow-pg-$sum"
+        say "postgres: $wanted cannot be made reachable by $PG_OS_USER; data goes to $PG_DIR"
+        printf '%s\n' "$PG_DIR" >"$STACK_DIR/pg.location"
+    fi
+    if ((EUID == 0)); then
+        install -d -o "$PG_OS_USER" -g "$PG_OS_USER" -m 700 "$PG_DIR"
+    else
+        install -d -m 700 "$PG_DIR"
+    fi
+}
+
+pg_data() { echo "$PG_DIR/data"; }
+pg_log() { echo "$PG_DIR/postgres.log"; }
+
+pg_pid() {
+    local pid
+    [[ -r "$(pg_data)/postmaster.pid" ]] || return 1
+    pid=$(head -n 1 "$(pg_data)/postmaster.pid" 2>/dev/null) || return 1
+    alive "$pid" || return 1
+    echo "$pid"
+}
+
+pg_ready() {
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2 >/dev/null 2>&1
+}
+
+psql_admin() {
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"
+}
+
+# The settings stack.sh owns live in stockflow.conf, rewritten on every start
+# so a changed PG_PORT or directory takes effect; postgresql.conf includes it
+# once, at its end, so these win.
+pg_write_conf() {
+    local data sock
+    data=$(pg_data)
+    sock="$PG_DIR/sock"
+    as_pg mkdir -p "$sock"
+    # sun_path holds 107 bytes; past that, TCP only (everything here uses TCP).
+    if ((${#sock} + 20 > 107)); then
+        say "postgres: socket path $sock is too long; unix sockets disabled (TCP only)"
+        sock=""
+    fi
+    as_pg tee "$data/stockflow.conf" >/dev/null <<CONF
+# Written by scripts/stack.sh on every start; edit the script, not this file.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$sock'
+max_connections = 200
+shared_buffers = 256MB
+# Durability stays on: consumers ack JetStream only after commit.
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+logging_collector = off
+log_line_prefix = '%m [%p] %q%u@%d '
+log_min_messages = warning
+log_connections = off
+CONF
+    if ! grep -q "^include_if_exists = 'stockflow.conf'" "$data/postgresql.conf"; then
+        printf "\ninclude_if_exists = 'stockflow.conf'\n" | as_pg tee -a "$data/postgresql.conf" >/dev/null
+    fi
+}
+
+pg_initdb() {
+    local data
+    data=$(pg_data)
+    [[ -f "$data/PG_VERSION" ]] && return 0
+    [[ -x "$PG_BIN/initdb" ]] || die "$PG_BIN/initdb not found: run scripts/deps.sh (package postgresql)"
+    say "postgres: initdb $data"
+    if ! as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 \
+        --locale=C.UTF-8 >"$STACK_DIR/initdb.log" 2>&1 9>&-; then
+        say "postgres: initdb failed"
+        show_log "$STACK_DIR/initdb.log"
+        exit 1
+    fi
+}
+
+pg_start() {
+    local pid
+    pg_resolve_dir
+    if pid=$(pg_pid); then
+        say "postgres: already running (pid $pid)"
+    else
+        pg_prepare_dir
+        pg_initdb
+        port_open "$PG_PORT" && die "postgres: port $PG_PORT is already in use by another process"
+        pg_write_conf
+        # pg_ctl -w waits until the server accepts connections (or fails).
+        local out
+        if ! out=$(as_pg "$PG_BIN/pg_ctl" -D "$(pg_data)" -l "$(pg_log)" -w -t "$STACK_TIMEOUT" \
+            start 2>&1 9>&-); then
+            say "postgres: failed to start on 127.0.0.1:$PG_PORT"
+            echo "$out" >&2
+            show_log "$(pg_log)"
+            exit 1
+        fi
+        pid=$(pg_pid) || pid="?"
+        say "postgres: started (pid $pid), log $(pg_log)"
+    fi
+    wait_for "postgres on port $PG_PORT" pg_ready || {
+        show_log "$(pg_log)"
+        exit 1
+    }
+    local have
+    have=$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'") ||
+        die "postgres: cannot query pg_database"
+    if [[ "$have" != 1 ]]; then
+        psql_admin -c "CREATE DATABASE \"$PG_DB\"" || die "postgres: cannot create database $PG_DB"
+        say "postgres: created database $PG_DB"
+    fi
+}
+
+# pg_stop [immediate]: fast shutdown by default (clean, no recovery needed);
+# immediate is a crash as far as PostgreSQL is concerned (WAL replay on start).
+pg_stop() {
+    local mode=${1:-fast} pid
+    [[ "$mode" == fast || "$mode" == immediate ]] || die "pg-stop takes no argument or 'immediate'"
+    pg_resolve_dir
+    if ! pid=$(pg_pid); then
+        say "postgres: not running"
+        return 0
+    fi
+    local out
+    if ! out=$(as_pg "$PG_BIN/pg_ctl" -D "$(pg_data)" -m "$mode" -w -t "$STACK_TIMEOUT" stop \
+        2>&1 9>&-); then
+        echo "$out" >&2
+        say "postgres: pg_ctl stop -m $mode failed; sending SIGQUIT to $pid"
+        kill -QUIT "$pid" 2>/dev/null || true
+        wait_for "postgres pid $pid to exit" dead "$pid" || die "postgres: pid $pid does not stop"
+    fi
+    say "postgres: stopped (pid $pid, -m $mode)"
+}
+
+# -------------------------------------------------------------- commands ---
+
+print_urls() {
+    echo "INV_NATS_URL=$(nats_url)"
+    echo "INV_PG_DSN=$(pg_dsn)"
+}
+
+cmd_status() {
+    local rc=0 pid
+    pg_resolve_dir
+    if pid=$(nats_pid); then
+        echo "nats: running (pid $pid) $(nats_url) monitor http://127.0.0.1:$NATS_MON_PORT"
+    else
+        echo "nats: stopped"
+        rc=3
+    fi
+    if pid=$(pg_pid); then
+        echo "postgres: running (pid $pid) $(pg_dsn) data $(pg_data)"
+    else
+        echo "postgres: stopped"
+        rc=3
+    fi
+    return "$rc"
+}
+
+cmd_wipe() {
+    nats_stop
+    pg_stop
+    pg_resolve_dir
+    case "$PG_DIR" in
+    "$STACK_DIR"/* | /var/tmp/stockflow-pg-*) rm -rf "$PG_DIR" ;;
+    *) say "wipe: leaving PG_DIR=$PG_DIR alone (outside STACK_DIR)" ;;
+    esac
+    rm -rf "$NATS_DIR" "$NATS_LOG" "$NATS_PID" "$STACK_DIR/pg.location" "$STACK_DIR/initdb.log"
+    say "wiped $STACK_DIR"
+}
+
+usage() {
+    cat >&2 <<'USAGE'
+usage: stack.sh up | down | status | env | wipe
+                nats-start | nats-stop [kill] | pg-start | pg-stop [immediate]
+                cluster (not yet implemented)
+USAGE
+    exit 2
+}
+
+main() {
+    local cmd=${1:-}
+    [[ $# -gt 0 ]] && shift
+    case "$cmd" in
+    up)
+        lock
+        nats_start
+        pg_start
+        print_urls
+        ;;
+    down)
+        lock
+        nats_stop
+        pg_stop
+        ;;
+    status) cmd_status ;;
+    env)
+        printf 'export INV_NATS_URL=%q\n' "$(nats_url)"
+        printf 'export INV_PG_DSN=%q\n' "$(pg_dsn)"
+        ;;
+    wipe)
+        lock
+        cmd_wipe
+        ;;
+    nats-start) lock && nats_start ;;
+    nats-stop) lock && nats_stop "$@" ;;
+    pg-start) lock && pg_start ;;
+    pg-stop) lock && pg_stop "$@" ;;
+    cluster)
+        echo "stack: cluster: not yet implemented" >&2
+        exit 2
+        ;;
+    -h | --help | help) usage ;;
+    *)
+        echo "stack: unknown command '${cmd}'" >&2
+        usage
+        ;;
+    esac
+}
+
+main "$@"
