@@ -33,12 +33,15 @@ BINARIES   := $(foreach s,$(SERVICES),$(BIN)/$(word 2,$(subst :, ,$(s))))
 
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 INTEG_SRC  := $(sort $(wildcard tests/integration/test_*.c))
-FIXTURE    := $(BUILD)/tests/integration/fixture.o
+FIX_SRC    := $(filter-out tests/integration/test_%,$(wildcard tests/integration/*.c))
+FIXTURE    := $(FIX_SRC:%.c=$(BUILD)/%.o)
+BENCH_SRC  := $(sort $(wildcard bench/*.c))
+BENCH_BIN  := $(BENCH_SRC:%.c=$(BUILD)/%)
 UNIT_BIN   := $(UNIT_SRC:%.c=$(BUILD)/%)
 INTEG_BIN  := $(INTEG_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all deps test test-unit test-integration test-asan test-fault fuzz bench demo \
-        stack-up stack-down format format-check clean tests-build
+        stack-up stack-down format format-check clean tests-build bench-build test-run-only
 .DEFAULT_GOAL := all
 
 all: $(BINARIES)
@@ -70,7 +73,12 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(FIXTURE) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 tests-build: $(BINARIES) $(UNIT_BIN) $(INTEG_BIN)
+
+bench-build: $(BINARIES) $(BENCH_BIN)
 
 # make test: install what is missing, build, start a private stack, run all.
 test: deps
@@ -96,8 +104,9 @@ test-fault: deps
 fuzz: deps
 	@echo "fuzz: the fuzz targets (issue 8) are not built yet" >&2; exit 1
 
-bench: deps all
-	@BIN=$(BIN) bench/pipeline.sh
+bench: deps
+	@$(MAKE) --no-print-directory bench-build
+	@BUILD=$(BUILD) BIN=$(BIN) bench/pipeline.sh
 
 demo: deps all
 	@BIN=$(BIN) scripts/demo.sh

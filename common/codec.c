@@ -107,13 +107,21 @@ static void codec__ctx_init(codec__ctx *x, sf_codec *c, const json_t *named, sf_
     x->items = SF_CODEC_MAX_ITEMS;
 }
 
-/* Append a field name to the path; returns what codec__path_pop needs. */
+/* Append a field name to the path; returns what codec__path_pop needs.
+ * On every field of every message: memcpy, not snprintf. */
 static size_t codec__path_push(codec__ctx *x, const char *name)
 {
-    size_t old = x->path_len;
-    int n = snprintf(x->path + old, sizeof x->path - old, "%s%s", old ? "." : "", name);
-    if (n > 0)
-        x->path_len = old + (size_t)n < sizeof x->path ? old + (size_t)n : sizeof x->path - 1;
+    size_t old = x->path_len, room = sizeof x->path - 1 - old;
+    if (old > 0 && room > 0) {
+        x->path[x->path_len++] = '.';
+        room--;
+    }
+    size_t n = strlen(name);
+    if (n > room)
+        n = room;
+    memcpy(x->path + x->path_len, name, n);
+    x->path_len += n;
+    x->path[x->path_len] = '\0';
     return old;
 }
 

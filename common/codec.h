@@ -121,8 +121,9 @@ sf_status sf_codec_encode_value(sf_codec *codec, avro_value_t *value, uint8_t *b
  * reader schema (reader_name, reader_version) by field name, defaults
  * filled from the reader's JSON. On success *out is a new value of the
  * reader schema that the caller owns (avro_value_decref(out)); on failure
- * *out is untouched. Errors as sf_codec_decode_event, plus SF_ENOTFOUND
- * for an unknown reader schema. */
+ * *out is untouched. Errors as sf_codec_decode_event, except that strings
+ * have no length limit here (the contract's 64 bytes is an event rule);
+ * SF_ENOTFOUND also for an unknown reader schema. */
 sf_status sf_codec_decode_value(sf_codec *codec, const uint8_t *msg, size_t len,
                                 const char *reader_name, int reader_version, avro_value_t *out,
                                 sf_error *err) SF_MUSTCHECK;

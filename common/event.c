@@ -18,12 +18,12 @@
 #include <time.h>
 
 static const char *const event__kind_names[SF_KIND__COUNT] = {
-    "SALE",  "RETURN",       "RECEIPT",     "ASN",     "COUNT",
+    "SALE",   "RETURN",       "RECEIPT",     "ASN",     "COUNT",
     "ADJUST", "TRANSFER_OUT", "TRANSFER_IN", "RESERVE", "RELEASE",
 };
 
 static const char *const event__kind_tokens[SF_KIND__COUNT] = {
-    "sale",  "return",       "receipt",     "asn",     "count",
+    "sale",   "return",       "receipt",     "asn",     "count",
     "adjust", "transfer_out", "transfer_in", "reserve", "release",
 };
 
@@ -220,8 +220,8 @@ static sf_status event__check_str(const char *s, size_t len, const char *field, 
     return SF_OK;
 }
 
-sf_status sf_event_set_str(char dst[SF_STR_MAX + 1], const char *src, size_t len,
-                           const char *field, sf_error *err)
+sf_status sf_event_set_str(char dst[SF_STR_MAX + 1], const char *src, size_t len, const char *field,
+                           sf_error *err)
 {
     sf_status st = event__check_str(src, len, field, err);
     if (st != SF_OK)

@@ -69,8 +69,8 @@ const char *sf_condition_name(sf_condition cond);
 
 /* Copy a string field with the contract's checks: at most SF_STR_MAX bytes,
  * valid UTF-8, no control characters. `field` names it in the error. */
-sf_status sf_event_set_str(char dst[SF_STR_MAX + 1], const char *src, size_t len,
-                           const char *field, sf_error *err) SF_MUSTCHECK;
+sf_status sf_event_set_str(char dst[SF_STR_MAX + 1], const char *src, size_t len, const char *field,
+                           sf_error *err) SF_MUSTCHECK;
 
 /* Is s a subject token (A-Z a-z 0-9 _ -, non-empty)? */
 bool sf_is_token(const char *s);

@@ -400,6 +400,15 @@ static bool parse__field_is_numeric(parse__field f)
     return f == PARSE_F_QTY || f == PARSE_F_OCCURRED_AT || f == PARSE_F_EXPIRES_AT;
 }
 
+static const char *parse__expected(parse__field f)
+{
+    if (f == PARSE_F_QTY)
+        return "an integer";
+    if (f == PARSE_F_OCCURRED_AT || f == PARSE_F_EXPIRES_AT)
+        return "an RFC 3339 string or epoch ms integer";
+    return "a string";
+}
+
 static sf_status parse__json_value(parse__field f, json_t *j, parse__val *out, sf_error *err)
 {
     const char *name = parse__field_names[f];
@@ -434,10 +443,7 @@ static sf_status parse__json_value(parse__field f, json_t *j, parse__val *out, s
     default: break;
     }
     return SF_ERR(err, SF_EINVAL, "field %s: %s, expected %s", name, parse__json_type_name(j),
-                  f == PARSE_F_QTY                                          ? "an integer"
-                  : f == PARSE_F_OCCURRED_AT || f == PARSE_F_EXPIRES_AT ? "an RFC 3339 string or "
-                                                                            "epoch ms integer"
-                                                                          : "a string");
+                  parse__expected(f));
 }
 
 /* jansson quotes the input near an error: escape what is not printable
@@ -464,8 +470,8 @@ sf_status sf_event_parse_json(const char *line, size_t len, const sf_parse_opts 
     if (st != SF_OK)
         return st;
     json_error_t jerr;
-    json_t *root = json_loadb(line, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                              &jerr);
+    json_t *root =
+        json_loadb(line, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
         char text[4 * JSON_ERROR_TEXT_LENGTH];
         parse__sanitize(jerr.text, text, sizeof text);
@@ -680,9 +686,9 @@ static sf_status parse__row_fn(char *buf, size_t len, void *vctx, sf_error *err)
     if (st != SF_OK)
         return st;
     if (n != ctx->h->ncols)
-        return SF_ERR(err, SF_EINVAL, "row has %s%zu cells, the header has %zu",
+        return SF_ERR(err, SF_EINVAL, "row has %s%zu cell%s, the header has %zu",
                       n > ctx->h->ncols ? "more than " : "", n > ctx->h->ncols ? ctx->h->ncols : n,
-                      ctx->h->ncols);
+                      n == 1 ? "" : "s", ctx->h->ncols);
     parse__val vals[PARSE_F__COUNT];
     memset(vals, 0, sizeof vals);
     for (size_t c = 0; c < n; c++) {

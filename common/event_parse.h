@@ -70,8 +70,7 @@ size_t sf_csv_header_columns(const sf_csv_header *h);
  * absent field; qty and timestamps are text (timestamps: RFC 3339 or
  * decimal epoch ms). The row must have exactly the header's cell count. */
 sf_status sf_event_parse_csv(const sf_csv_header *h, const char *line, size_t len,
-                             const sf_parse_opts *opts, sf_event *out,
-                             sf_error *err) SF_MUSTCHECK;
+                             const sf_parse_opts *opts, sf_event *out, sf_error *err) SF_MUSTCHECK;
 
 /* RFC 3339 timestamp -> epoch ms: YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|+hh:mm|-hh:mm).
  * The fraction (1 to 9 digits) is truncated to milliseconds; second 60

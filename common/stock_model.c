@@ -151,9 +151,9 @@ typedef struct model__delta {
 typedef struct model__pos {
     const char *sku;
     const char *location;
-    int64_t delta_sum;     /* Σ of deltas[] */
-    model__delta *deltas;  /* on_hand deltas after the latest COUNT (all without one) */
-    size_t ndeltas, cap;   /* heap array, owned */
+    int64_t delta_sum;    /* Σ of deltas[] */
+    model__delta *deltas; /* on_hand deltas after the latest COUNT (all without one) */
+    size_t ndeltas, cap;  /* heap array, owned */
     int64_t inbound, damaged, reserved;
     bool has_count;
     int64_t count_qty, count_at;
@@ -358,8 +358,7 @@ static sf_status model__apply_delta(model__pos *p, int64_t at, int64_t qty, sf_e
  * it now contains are dropped for good. */
 static void model__count(model__pos *p, const char *id, int64_t at, int64_t qty)
 {
-    if (p->has_count &&
-        (at < p->count_at || (at == p->count_at && strcmp(id, p->count_id) <= 0)))
+    if (p->has_count && (at < p->count_at || (at == p->count_at && strcmp(id, p->count_id) <= 0)))
         return;
     bool moved = !p->has_count || at > p->count_at;
     p->has_count = true;
@@ -440,7 +439,9 @@ sf_status sf_model_add(sf_model *m, const sf_event *ev, bool *duplicate, sf_erro
     case SF_KIND_COUNT: model__count(p, id, ev->occurred_at, q); break;
     case SF_KIND_ADJUST:
     case SF_KIND_TRANSFER_IN: st = model__apply_delta(p, ev->occurred_at, q, err); break;
-    case SF_KIND_TRANSFER_OUT: st = model__apply_delta(p, ev->occurred_at, model__sub(0, q), err); break;
+    case SF_KIND_TRANSFER_OUT:
+        st = model__apply_delta(p, ev->occurred_at, model__sub(0, q), err);
+        break;
     case SF_KIND_RESERVE:
     case SF_KIND_RELEASE: {
         if ((st = model__get_rsv(m, p, ev->has_ref ? ev->ref : "", &r, err)) != SF_OK)
@@ -518,8 +519,8 @@ bool sf_model_position(const sf_model *m, const char *sku, const char *location,
     return true;
 }
 
-bool sf_model_reservation(const sf_model *m, const char *ref, const char *sku,
-                          const char *location, sf_reservation *out)
+bool sf_model_reservation(const sf_model *m, const char *ref, const char *sku, const char *location,
+                          sf_reservation *out)
 {
     memset(out, 0, sizeof *out);
     model__key key = {ref, sku, location};

@@ -85,8 +85,8 @@ typedef struct sf_reservation {
 
 /* The reservation of (ref, sku, location), ref "" for the no-ref pool;
  * false if none (then *out is zeroed). */
-bool sf_model_reservation(const sf_model *m, const char *ref, const char *sku,
-                          const char *location, sf_reservation *out);
+bool sf_model_reservation(const sf_model *m, const char *ref, const char *sku, const char *location,
+                          sf_reservation *out);
 
 /* Visit every position in (sku, location) bytewise order; a non-zero
  * return from fn stops early. SF_ENOMEM if the sort index cannot be made. */

@@ -236,9 +236,10 @@ static void workload__action(workload__gen *g, sf_event *ev)
         workload__start(ev, SF_KIND_ADJUST, sku, loc, workload__below(g, 2) ? q : -q);
         workload__stamp(g, ev);
     } else if (roll < 610) {
-        unsigned to = o->locations > 1 ? (loc + 1 + (unsigned)workload__below(g, o->locations - 1)) %
-                                             o->locations
-                                       : loc;
+        unsigned to =
+            o->locations > 1
+                ? (loc + 1 + (unsigned)workload__below(g, o->locations - 1)) % o->locations
+                : loc;
         int64_t q = workload__range(g, 1, 20);
         workload__start(ev, SF_KIND_TRANSFER_OUT, sku, loc, q);
         workload__stamp(g, ev);

@@ -6,6 +6,7 @@
 #          (default build/default)
 #   BIN    directory of the service binaries (default bin), passed as SF_BIN
 #   SF_TEST_TIMEOUT  seconds one test binary may run (default 600)
+#   SF_LOCK_WAIT     seconds to wait for another run's test stack (default 1800)
 #
 # Unit tests need nothing running. Integration tests get a private stack,
 # fresh every run (var/test-stack on ports 24222/28222/25432, wiped first,
@@ -139,9 +140,25 @@ run_integration() {
     fi
     echo "== integration tests (${#tests[@]} binaries)"
 
-    export STACK_DIR="$ROOT/var/test-stack"
-    export NATS_PORT=24222 NATS_MON_PORT=28222 PG_PORT=25432
+    # TEST_* move the private stack, e.g. to run beside another checkout.
+    export STACK_DIR="${TEST_STACK_DIR:-$ROOT/var/test-stack}"
+    export NATS_PORT=${TEST_NATS_PORT:-24222} NATS_MON_PORT=${TEST_NATS_MON_PORT:-28222}
+    export PG_PORT=${TEST_PG_PORT:-25432}
     export SF_BIN="$BIN" SF_ROOT="$ROOT" SF_STACK="$STACK"
+
+    # The ports are machine-wide: two runs at once (two shells, two work
+    # trees) would wipe each other's stack. Take turns.
+    local lock="/tmp/stockflow-test-stack-$PG_PORT.lock"
+    exec 8>"$lock"
+    if ! flock -n 8; then
+        echo "run-tests: another integration run holds $lock; waiting (up to ${SF_LOCK_WAIT:-1800}s)"
+        flock -w "${SF_LOCK_WAIT:-1800}" 8 || {
+            echo "run-tests: gave up waiting for $lock" >&2
+            failed=$((failed + 1))
+            failed_binaries+=("(test stack busy)")
+            return 0
+        }
+    fi
 
     # Fresh every run: stop what a killed earlier run may have left, wipe.
     "$STACK" wipe
@@ -165,6 +182,7 @@ run_integration() {
     done
     stack_stop
     trap - EXIT
+    exec 8>&-
 }
 
 case "$MODE" in

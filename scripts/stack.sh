@@ -23,8 +23,8 @@
 #
 # One idea to keep when changing this: every command is idempotent (up twice,
 # down when nothing runs) and the servers are detached (setsid) so they outlive
-# the caller; children never inherit the lock descriptor (9>&-), or the lock
-# would be held for as long as the servers run.
+# the caller; servers inherit no descriptor above 2 (3>&- ... 9>&-), or a lock
+# held by us or by our caller (run-tests.sh) would live as long as they do.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -145,7 +145,8 @@ nats_start() {
         # setsid: own session, so a Ctrl-C in the caller's terminal does not
         # reach the server; -P makes the server write its own pid.
         setsid nohup nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR" \
-            -m "$NATS_MON_PORT" -P "$NATS_PID" >>"$NATS_LOG" 2>&1 </dev/null 9>&- &
+            -m "$NATS_MON_PORT" -P "$NATS_PID" >>"$NATS_LOG" 2>&1 </dev/null \
+            3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
         local child=$!
         local deadline=$((SECONDS + STACK_TIMEOUT))
         until nats_healthy; do
@@ -335,7 +336,7 @@ pg_start() {
         # pg_ctl -w waits until the server accepts connections (or fails).
         local out
         if ! out=$(as_pg "$PG_BIN/pg_ctl" -D "$(pg_data)" -l "$(pg_log)" -w -t "$STACK_TIMEOUT" \
-            start 2>&1 9>&-); then
+            start 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-); then
             say "postgres: failed to start on 127.0.0.1:$PG_PORT"
             echo "$out" >&2
             show_log "$(pg_log)"

@@ -183,7 +183,7 @@ LEAK_TEST(event_parse_csv, cell_count_must_match_header)
     row_reject(HEADER, "s-1,sale,SKU-1,STORE-1,2,1,web", "row has 7 cells, the header has 8");
     row_reject(HEADER, "s-1,sale,SKU-1,STORE-1,2,1,web,o,extra",
                "row has more than 8 cells, the header has 8");
-    row_reject(HEADER, "s-1", "row has 1 cells, the header has 8");
+    row_reject(HEADER, "s-1", "row has 1 cell, the header has 8");
 }
 
 LEAK_TEST(event_parse_csv, numbers_and_times_as_text)

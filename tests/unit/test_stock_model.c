@@ -79,8 +79,7 @@ static sf_position pos(const sf_model *m, const char *sku, const char *loc)
 static sf_reservation rsv(const sf_model *m, const char *ref, const char *sku, const char *loc)
 {
     sf_reservation r;
-    cr_assert(sf_model_reservation(m, ref, sku, loc, &r), "no reservation %s/%s/%s", ref, sku,
-              loc);
+    cr_assert(sf_model_reservation(m, ref, sku, loc, &r), "no reservation %s/%s/%s", ref, sku, loc);
     return r;
 }
 
@@ -180,7 +179,7 @@ LEAK_TEST(stock_model, later_count_replaces_earlier_in_any_order)
     cr_assert(pos(m, "A", "L").on_hand == 40, "s-1 is inside the later count");
     add(m, mk(SF_KIND_RECEIPT, "r-1", "A", "L", 5, 500));
     cr_assert(pos(m, "A", "L").on_hand == 45);
-    add(m, mk(SF_KIND_COUNT, "c-0", "A", "L", 99, 150)); /* an older count, arriving late */
+    add(m, mk(SF_KIND_COUNT, "c-0", "A", "L", 99, 150));  /* an older count, arriving late */
     add(m, mk(SF_KIND_ADJUST, "x-1", "A", "L", -8, 350)); /* a late delta before c-2 */
     add(m, mk(SF_KIND_ADJUST, "x-2", "A", "L", -1, 401)); /* a late delta after c-2 */
     sf_position p = pos(m, "A", "L");
@@ -411,7 +410,7 @@ LEAK_TEST(stock_model, iteration_is_bytewise_ordered)
     const char *skus[] = {"b", "a", "B", "a/1", "\xc3\xa9", "a"};
     const char *locs[] = {"L2", "L2", "L1", "L1", "L1", "L10"};
     for (int i = 0; i < 6; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "e%d", i);
         add(m, mk(SF_KIND_ASN, id, skus[i], locs[i], 1, 1));
     }
@@ -496,8 +495,8 @@ static int gen_line(const char *line, size_t len, void *vctx)
     gen_ctx *ctx = vctx;
     sf_event ev;
     sf_error err;
-    cr_assert(sf_event_parse_json(line, len, &ctx->opts, &ev, &err) == SF_OK, "%.*s: %s",
-              (int)len, line, err.msg);
+    cr_assert(sf_event_parse_json(line, len, &ctx->opts, &ev, &err) == SF_OK, "%.*s: %s", (int)len,
+              line, err.msg);
     events_push(ctx->out, &ev);
     return 0;
 }
@@ -540,13 +539,12 @@ static int compare_pos(const sf_position *p, void *vctx)
     sf_position q;
     cr_assert(sf_model_position(c->other, p->sku, p->location, &q), "%s/%s missing", p->sku,
               p->location);
-    cr_assert(p->on_hand == q.on_hand && p->reserved == q.reserved && p->inbound == q.inbound &&
-                  p->inbound_floored == q.inbound_floored && p->damaged == q.damaged &&
-                  p->has_count == q.has_count && p->count_qty == q.count_qty &&
-                  p->count_at == q.count_at,
-              "%s/%s: on_hand %lld vs %lld, reserved %lld vs %lld", p->sku, p->location,
-              (long long)p->on_hand, (long long)q.on_hand, (long long)p->reserved,
-              (long long)q.reserved);
+    cr_assert(
+        p->on_hand == q.on_hand && p->reserved == q.reserved && p->inbound == q.inbound &&
+            p->inbound_floored == q.inbound_floored && p->damaged == q.damaged &&
+            p->has_count == q.has_count && p->count_qty == q.count_qty && p->count_at == q.count_at,
+        "%s/%s: on_hand %lld vs %lld, reserved %lld vs %lld", p->sku, p->location,
+        (long long)p->on_hand, (long long)q.on_hand, (long long)p->reserved, (long long)q.reserved);
     cr_assert(!p->has_count || strcmp(p->count_event_id, q.count_event_id) == 0);
     c->seen++;
     return 0;

@@ -17,6 +17,10 @@
 #include "stock_model.h"
 #include "workload.h"
 
+/* sha256sum and size of: invctl gen (seed 1, 1000 events, defaults) */
+#define WORKLOAD_PIN_SHA256 "3e16bcb610a5f47205f313f0b485a95f24bc6a41cb1d72a1e101e80e079bf1e5"
+#define WORKLOAD_PIN_BYTES 153505
+
 typedef struct buf {
     char *data;
     size_t len;
@@ -88,7 +92,7 @@ typedef struct stats {
     char **first_line; /* by n */
     size_t first_cap;
     sf_model *model;
-    char seen_reserve_refs[4096][24];
+    char seen_reserve_refs[4096][SF_STR_MAX + 1];
     size_t nseen;
 } stats;
 
@@ -136,6 +140,13 @@ static int check_line(const char *line, size_t len, void *vctx)
     bool dup = true;
     cr_assert(sf_model_add(s->model, &ev, &dup, &err) == SF_OK && !dup);
 
+    const char *text = s->first_line[n]; /* NUL-terminated */
+    const char *kind = strstr(text, "\"kind\":\"");
+    cr_assert(kind);
+    if (kind[8] >= 'a' && kind[8] <= 'z')
+        s->lower_kind++;
+    if (!strstr(text, "\"occurred_at\":\""))
+        s->epoch_time++;
     s->kinds[ev.kind]++;
     if (ev.occurred_at < s->max_at)
         s->late++;
@@ -143,10 +154,6 @@ static int check_line(const char *line, size_t len, void *vctx)
         s->max_at = ev.occurred_at;
     if (ev.occurred_at < s->min_at)
         s->min_at = ev.occurred_at;
-    if (strstr(line, "\"kind\":\"") && line[9] >= 'a' && line[9] <= 'z')
-        s->lower_kind++;
-    if (!memmem(line, len, "\"occurred_at\":\"", 15))
-        s->epoch_time++;
     if (ev.has_condition && ev.condition == SF_COND_DAMAGED)
         s->damaged++;
     if (ev.kind == SF_KIND_ADJUST)
@@ -160,7 +167,7 @@ static int check_line(const char *line, size_t len, void *vctx)
             cr_assert(ev.expires_at > ev.occurred_at);
         }
         if (s->nseen < 4096)
-            snprintf(s->seen_reserve_refs[s->nseen++], 24, "%s", ev.ref);
+            snprintf(s->seen_reserve_refs[s->nseen++], SF_STR_MAX + 1, "%s", ev.ref);
     }
     if (ev.kind == SF_KIND_RELEASE && !ref_reserved(s, ev.ref))
         s->release_before_reserve++;
