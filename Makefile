@@ -43,6 +43,7 @@ INTEG_BIN  := $(INTEG_SRC:%.c=$(BUILD)/%)
 .PHONY: all deps test test-unit test-integration test-asan test-fault fuzz bench demo \
         stack-up stack-down format format-check clean tests-build bench-build test-run-only
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: $(BINARIES)
 

@@ -77,9 +77,11 @@ size_t ingest_outcomes_take(ingest_outcomes *q, ingest_outcome *out, size_t cap,
         pthread_cond_timedwait(&q->cv, &q->mu, &ts);
     }
     size_t n = q->len < cap ? q->len : cap;
-    memcpy(out, q->items, n * sizeof *out);
-    memmove(q->items, q->items + n, (q->len - n) * sizeof *out);
-    q->len -= n;
+    if (n > 0) {
+        memcpy(out, q->items, n * sizeof *out);
+        memmove(q->items, q->items + n, (q->len - n) * sizeof *out);
+        q->len -= n;
+    }
     pthread_mutex_unlock(&q->mu);
     return n;
 }

@@ -15,16 +15,23 @@
 #include "cmd.h"
 #include "db.h"
 
+/* schemas/sql of the tree the binary was built in: bin/ sits at the root,
+ * sanitizer builds at build/<variant>/bin; else ./schemas/sql. */
 static void setup__default_sql_dir(char *out, size_t size)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) {
-        snprintf(out, size, "schemas/sql");
-        return;
+    if (n > 0) {
+        exe[n] = '\0';
+        const char *dir = dirname(exe);
+        static const char *const ups[] = {"/..", "/../../.."};
+        for (size_t i = 0; i < sizeof ups / sizeof ups[0]; i++) {
+            snprintf(out, size, "%s%s/schemas/sql", dir, ups[i]);
+            if (access(out, R_OK | X_OK) == 0)
+                return;
+        }
     }
-    exe[n] = '\0';
-    snprintf(out, size, "%s/../schemas/sql", dirname(exe));
+    snprintf(out, size, "schemas/sql");
 }
 
 int cmd_setup(const sf_config *cfg, int argc, char **argv)

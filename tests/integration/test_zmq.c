@@ -73,7 +73,7 @@ Test(zmq_ingest, ok_only_when_stored_err_while_nats_is_down)
 
     fx_stack("nats-stop");
     for (int i = 0; i < 3; i++) {
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "z-down-%d", i);
         event_json(body, sizeof body, id);
         request(ctx, body, reply, sizeof reply, 20000);
