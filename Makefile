@@ -7,7 +7,7 @@ SANITIZER ?=
 OPT       ?= -O2
 
 WARN      := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wwrite-strings -Werror
-CFLAGS    := -std=c11 -D_DEFAULT_SOURCE $(OPT) -g $(WARN) -Icommon \
+CFLAGS    := -std=c11 -D_DEFAULT_SOURCE $(OPT) -g -MMD -MP $(WARN) -Icommon \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
 LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
@@ -127,4 +127,4 @@ format-check:
 clean:
 	rm -rf build bin
 
--include $(COMMON_OBJ:.o=.d)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

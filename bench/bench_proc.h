@@ -33,10 +33,10 @@ typedef struct bench_watch {
 
 /* A snapshot of every counter at one instant. */
 typedef struct bench_cpu {
-    double wall;                    /* CLOCK_MONOTONIC seconds */
-    double self;                    /* this process, user + system */
-    double tree[BENCH_WATCH_MAX];   /* per watched tree */
-    double machine_busy;            /* all CPUs, non-idle seconds */
+    double wall;                  /* CLOCK_MONOTONIC seconds */
+    double self;                  /* this process, user + system */
+    double tree[BENCH_WATCH_MAX]; /* per watched tree */
+    double machine_busy;          /* all CPUs, non-idle seconds */
 } bench_cpu;
 
 static inline double bench_now(void)
@@ -131,8 +131,8 @@ static inline void bench_cpu_report(const char *prog, const char *phase, const b
     double wall = b->wall - a->wall, self = b->self - a->self;
     double busy = b->machine_busy - a->machine_busy, ours = self;
     char line[512];
-    int off = snprintf(line, sizeof line, "%s: cpu %s: wall %.2f s; self %.2f", prog, phase, wall,
-                       self);
+    int off =
+        snprintf(line, sizeof line, "%s: cpu %s: wall %.2f s; self %.2f", prog, phase, wall, self);
     size_t kvl = strlen(kv);
     kvl += (size_t)snprintf(kv + kvl, kv_size - kvl, " %s_cpu_self=%.3f", phase, self);
     for (int i = 0; i < nw && off > 0 && (size_t)off < sizeof line && kvl < kv_size; i++) {
@@ -145,8 +145,8 @@ static inline void bench_cpu_report(const char *prog, const char *phase, const b
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (off > 0 && (size_t)off < sizeof line)
         snprintf(line + off, sizeof line - (size_t)off,
-                 ", other %.2f core-s; %.2f of %ld cores busy", other,
-                 wall > 0 ? busy / wall : 0, ncpu);
+                 ", other %.2f core-s; %.2f of %ld cores busy", other, wall > 0 ? busy / wall : 0,
+                 ncpu);
     if (kvl < kv_size)
         snprintf(kv + kvl, kv_size - kvl, " %s_cpu_other=%.3f", phase, other);
     printf("%s\n", line);

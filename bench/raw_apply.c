@@ -189,11 +189,13 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"file", required_argument, NULL, 'f'},   {"pg", required_argument, NULL, 'p'},
-        {"batch", required_argument, NULL, 'b'},  {"threads", required_argument, NULL, 't'},
-        {"watch", required_argument, NULL, 'W'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"file", required_argument, NULL, 'f'},
+                                             {"pg", required_argument, NULL, 'p'},
+                                             {"batch", required_argument, NULL, 'b'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"watch", required_argument, NULL, 'W'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     bench_watch watch[BENCH_WATCH_MAX];
     int nwatch = 0;
     const char *path = NULL, *dsn = getenv("INV_PG_DSN");
@@ -301,8 +303,8 @@ int main(int argc, char **argv)
     bench_cpu_report("raw_apply", "apply", watch, nwatch, &c0, &c1, kv, sizeof kv);
     printf("RESULT raw_apply threads=%ld batch=%ld lines=%zu distinct=%zu inserted=%zu "
            "seconds=%.6f p50_ms=%.2f p99_ms=%.2f first_ms=%.2f last_ms=%.2f%s\n",
-           threads, batch, lines, n, inserted, secs, p50 * 1e3, p99 * 1e3, first * 1e3,
-           last * 1e3, kv);
+           threads, batch, lines, n, inserted, secs, p50 * 1e3, p99 * 1e3, first * 1e3, last * 1e3,
+           kv);
     if (inserted != n) {
         fprintf(stderr, "raw_apply: %zu inserted of %zu distinct: the database was not fresh\n",
                 inserted, n);

@@ -150,24 +150,25 @@ static void raw__on_ack(void *closure, void *token, const sf_pub_result *res)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: raw_nats --file EVENTS.jsonl [--nats URL] [--window N] [--fetch N]\n"
-            "                [--watch NAME=PID]...\n"
-            "Times bare publish (Nats-Msg-Id, async window) and pull fetch + ack of every\n"
-            "event on INV_EVENTS/stock-applier, which must exist and be empty.\n"
-            "  --nats URL   default $INV_NATS_URL\n"
-            "  --window N   publishes in flight (default 4096)\n"
-            "  --fetch N    messages per fetch (default 1000)\n"
-            "  --watch NAME=PID  also report the CPU of that process tree per phase\n");
+    fprintf(out, "usage: raw_nats --file EVENTS.jsonl [--nats URL] [--window N] [--fetch N]\n"
+                 "                [--watch NAME=PID]...\n"
+                 "Times bare publish (Nats-Msg-Id, async window) and pull fetch + ack of every\n"
+                 "event on INV_EVENTS/stock-applier, which must exist and be empty.\n"
+                 "  --nats URL   default $INV_NATS_URL\n"
+                 "  --window N   publishes in flight (default 4096)\n"
+                 "  --fetch N    messages per fetch (default 1000)\n"
+                 "  --watch NAME=PID  also report the CPU of that process tree per phase\n");
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"file", required_argument, NULL, 'f'},  {"nats", required_argument, NULL, 'u'},
-        {"window", required_argument, NULL, 'w'}, {"fetch", required_argument, NULL, 'b'},
-        {"watch", required_argument, NULL, 'W'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"file", required_argument, NULL, 'f'},
+                                             {"nats", required_argument, NULL, 'u'},
+                                             {"window", required_argument, NULL, 'w'},
+                                             {"fetch", required_argument, NULL, 'b'},
+                                             {"watch", required_argument, NULL, 'W'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     bench_watch watch[BENCH_WATCH_MAX];
     int nwatch = 0;
     const char *path = NULL, *url = getenv("INV_NATS_URL");

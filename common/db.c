@@ -162,8 +162,8 @@ static sf_status db__migrate_one(PGconn *conn, const char *dir, const char *name
         PQclear(PQexec(conn, "ROLLBACK"));
         goto out;
     }
-    st = sf_db_query(conn, "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
-                     2, params, &res, err);
+    st = sf_db_query(conn, "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", 2,
+                     params, &res, err);
     if (st) {
         PQclear(PQexec(conn, "ROLLBACK"));
         goto out;

@@ -18,8 +18,8 @@ void sf_error_clear(sf_error *err)
     err->line = 0;
 }
 
-sf_status sf_error_set(sf_error *err, sf_status status, const char *file, int line,
-                       const char *fmt, ...)
+sf_status sf_error_set(sf_error *err, sf_status status, const char *file, int line, const char *fmt,
+                       ...)
 {
     if (!err)
         return status;

@@ -40,8 +40,8 @@ void sf_error_clear(sf_error *err);
 
 /* Record status and a printf-style message in err (may be NULL); returns
  * status so callers can write `return SF_ERR(err, SF_EINVAL, "...")`. */
-sf_status sf_error_set(sf_error *err, sf_status status, const char *file, int line,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+sf_status sf_error_set(sf_error *err, sf_status status, const char *file, int line, const char *fmt,
+                       ...) __attribute__((format(printf, 5, 6)));
 
 /* Prefix the existing message with context ("file.jsonl:12: "). */
 void sf_error_prefix(sf_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

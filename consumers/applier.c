@@ -47,8 +47,8 @@ void sf_applier_opts_init(sf_applier_opts *opts)
 }
 
 sf_status sf_applier_new(sf_broker *broker, sf_ledger *ledger, sf_codec *codec,
-                         const sf_applier_opts *opts, volatile sig_atomic_t *stop,
-                         sf_applier **out, sf_error *err)
+                         const sf_applier_opts *opts, volatile sig_atomic_t *stop, sf_applier **out,
+                         sf_error *err)
 {
     *out = NULL;
     sf_applier *ap = calloc(1, sizeof *ap);
@@ -232,7 +232,8 @@ static sf_status applier__apply_alone(sf_applier *ap, sf_batch *batch, size_t n,
             }
             applier__ack(ap, batch, i);
         } else {
-            sf_log(SF_LOG_WARN, "event %s (stream seq %" PRIu64 ", delivery %" PRIu64
+            sf_log(SF_LOG_WARN,
+                   "event %s (stream seq %" PRIu64 ", delivery %" PRIu64
                    ") failed alone, will retry: %s",
                    ap->evs[k].event_id, sf_batch_stream_seq(batch, i), dlv, why.msg);
             sf_error nerr;

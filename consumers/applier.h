@@ -45,8 +45,8 @@ typedef struct sf_applier sf_applier;
 /* Borrows broker, ledger and codec (the caller closes them after
  * sf_applier_free); `stop` is polled during retries. */
 sf_status sf_applier_new(sf_broker *broker, sf_ledger *ledger, sf_codec *codec,
-                         const sf_applier_opts *opts, volatile sig_atomic_t *stop,
-                         sf_applier **out, sf_error *err) SF_MUSTCHECK;
+                         const sf_applier_opts *opts, volatile sig_atomic_t *stop, sf_applier **out,
+                         sf_error *err) SF_MUSTCHECK;
 void sf_applier_free(sf_applier *ap);
 
 /* Handle one fetched batch completely: every message ends acked, NAKed

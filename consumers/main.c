@@ -142,11 +142,13 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"batch", required_argument, NULL, 'b'},
-        {"drain", no_argument, NULL, 'd'},        {"name", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"batch", required_argument, NULL, 'b'},
+                                             {"drain", no_argument, NULL, 'd'},
+                                             {"name", required_argument, NULL, 'n'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *name = "inv-consumer";
     long batch = 0;
     int drain = 0, opt;
@@ -157,8 +159,7 @@ int main(int argc, char **argv)
             char *end;
             batch = strtol(optarg, &end, 10);
             if (*end || batch < 1 || batch > SF_FETCH_MAX) {
-                fprintf(stderr, "inv-consumer: --batch: '%s' is not 1..%d\n", optarg,
-                        SF_FETCH_MAX);
+                fprintf(stderr, "inv-consumer: --batch: '%s' is not 1..%d\n", optarg, SF_FETCH_MAX);
                 return 2;
             }
             break;

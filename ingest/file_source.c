@@ -97,8 +97,8 @@ static void file__publish(file__run *r, file__token *t)
         return;
     }
     if (t->attempts == 1 || t->attempts % 10 == 0)
-        sf_log(SF_LOG_WARN, "%s:%" PRIu64 ": publish failed (attempt %d), will retry: %s",
-               r->path, t->line, t->attempts, err.msg);
+        sf_log(SF_LOG_WARN, "%s:%" PRIu64 ": publish failed (attempt %d), will retry: %s", r->path,
+               t->line, t->attempts, err.msg);
     file__schedule_retry(r, t, err.msg);
 }
 

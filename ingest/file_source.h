@@ -22,8 +22,8 @@ typedef struct ingest_file_ctx {
     ingest_outcomes *outcomes; /* the publisher's callback queue */
     sf_codec *codec;
     const sf_parse_opts *parse;
-    FILE *rejects;            /* NULL: rejects go to stderr only */
-    int64_t retry_for_ms;     /* how long to keep retrying an unpublished event */
+    FILE *rejects;        /* NULL: rejects go to stderr only */
+    int64_t retry_for_ms; /* how long to keep retrying an unpublished event */
     volatile sig_atomic_t *stop;
 } ingest_file_ctx;
 

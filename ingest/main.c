@@ -26,26 +26,27 @@ enum { MAX_FILES = 256 };
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: inv-ingest [--config FILE] [--file PATH|-]... [--zmq ENDPOINT]\n"
-            "                  [--rejects PATH] [--source NAME] [--retry-for SECONDS]\n"
-            "\n"
-            "Validates sales/returns events and publishes them to JetStream (INV_EVENTS,\n"
-            "subject inv.evt.<kind>.<location>, Nats-Msg-Id = event_id) asynchronously\n"
-            "with a bounded in-flight window ([ingest] max_inflight).\n"
-            "\n"
-            "  --file PATH|-      JSON lines or CSV with a header (repeatable; - is stdin)\n"
-            "  --zmq ENDPOINT     serve a ZeroMQ ROUTER (e.g. tcp://127.0.0.1:15555): one JSON\n"
-            "                     event a message, reply 'ok <event_id>' once JetStream stored\n"
-            "                     it, else 'err <reason>'\n"
-            "  --http ADDR        HTTP ingest (POST /v1/events): not available yet (issue 10)\n"
-            "  --rejects PATH     append each rejected line as FILE:LINE: reason\n"
-            "  --source NAME      source of lines that carry none (default inv-ingest)\n"
-            "  --retry-for SECS   keep retrying an unpublished event this long (default 60)\n"
-            "  --help, --version\n"
-            "\n"
-            "A file run ends with accepted / duplicate / rejected counts on stdout and exits 1\n"
-            "if any line was rejected or failed. Environment: INV_NATS_URL overrides [nats] url.\n");
+    fprintf(
+        out,
+        "usage: inv-ingest [--config FILE] [--file PATH|-]... [--zmq ENDPOINT]\n"
+        "                  [--rejects PATH] [--source NAME] [--retry-for SECONDS]\n"
+        "\n"
+        "Validates sales/returns events and publishes them to JetStream (INV_EVENTS,\n"
+        "subject inv.evt.<kind>.<location>, Nats-Msg-Id = event_id) asynchronously\n"
+        "with a bounded in-flight window ([ingest] max_inflight).\n"
+        "\n"
+        "  --file PATH|-      JSON lines or CSV with a header (repeatable; - is stdin)\n"
+        "  --zmq ENDPOINT     serve a ZeroMQ ROUTER (e.g. tcp://127.0.0.1:15555): one JSON\n"
+        "                     event a message, reply 'ok <event_id>' once JetStream stored\n"
+        "                     it, else 'err <reason>'\n"
+        "  --http ADDR        HTTP ingest (POST /v1/events): not available yet (issue 10)\n"
+        "  --rejects PATH     append each rejected line as FILE:LINE: reason\n"
+        "  --source NAME      source of lines that carry none (default inv-ingest)\n"
+        "  --retry-for SECS   keep retrying an unpublished event this long (default 60)\n"
+        "  --help, --version\n"
+        "\n"
+        "A file run ends with accepted / duplicate / rejected counts on stdout and exits 1\n"
+        "if any line was rejected or failed. Environment: INV_NATS_URL overrides [nats] url.\n");
 }
 
 typedef struct ingest_args {
@@ -96,8 +97,12 @@ static int run(const sf_config *cfg, const ingest_args *a)
         goto out;
 
     int failed = 0;
-    ingest_file_ctx fctx = {.pub = pub, .outcomes = outcomes, .codec = codec, .parse = &po,
-                            .rejects = rejects, .retry_for_ms = (int64_t)a->retry_for_s * 1000,
+    ingest_file_ctx fctx = {.pub = pub,
+                            .outcomes = outcomes,
+                            .codec = codec,
+                            .parse = &po,
+                            .rejects = rejects,
+                            .retry_for_ms = (int64_t)a->retry_for_s * 1000,
                             .stop = &sf_shutdown};
     for (int i = 0; i < a->n_files && !sf_shutdown; i++) {
         ingest_file_stats fs;
@@ -114,8 +119,12 @@ static int run(const sf_config *cfg, const ingest_args *a)
             failed = 1;
     }
     if (a->zmq && !sf_shutdown) {
-        ingest_zmq_ctx zctx = {.pub = pub, .outcomes = outcomes, .codec = codec, .parse = &po,
-                               .broker = broker, .stop = &sf_shutdown};
+        ingest_zmq_ctx zctx = {.pub = pub,
+                               .outcomes = outcomes,
+                               .codec = codec,
+                               .parse = &po,
+                               .broker = broker,
+                               .stop = &sf_shutdown};
         ingest_zmq_stats zs;
         if (ingest_zmq_run(&zctx, a->zmq, &zs, &err))
             goto out;
@@ -141,11 +150,11 @@ out:
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},  {"file", required_argument, NULL, 'f'},
-        {"zmq", required_argument, NULL, 'z'},     {"http", required_argument, NULL, 'H'},
-        {"rejects", required_argument, NULL, 'r'}, {"source", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},    {"file", required_argument, NULL, 'f'},
+        {"zmq", required_argument, NULL, 'z'},       {"http", required_argument, NULL, 'H'},
+        {"rejects", required_argument, NULL, 'r'},   {"source", required_argument, NULL, 's'},
         {"retry-for", required_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0}};
     ingest_args a = {.source = "inv-ingest", .retry_for_s = 60};
     const char *config_path = NULL;
     int opt;
@@ -160,9 +169,7 @@ int main(int argc, char **argv)
             a.files[a.n_files++] = optarg;
             break;
         case 'z': a.zmq = optarg; break;
-        case 'H':
-            fprintf(stderr, "inv-ingest: --http is not available yet (issue 10)\n");
-            return 2;
+        case 'H': fprintf(stderr, "inv-ingest: --http is not available yet (issue 10)\n"); return 2;
         case 'r': a.rejects = optarg; break;
         case 's': a.source = optarg; break;
         case 'R': {

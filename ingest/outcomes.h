@@ -14,7 +14,7 @@
 #include "broker.h"
 
 typedef struct ingest_outcome {
-    void *token;     /* what the publisher was given */
+    void *token;      /* what the publisher was given */
     sf_status status; /* SF_OK, SF_EDUP, or the failure */
     uint64_t seq;
     char error[160];

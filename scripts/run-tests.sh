@@ -7,6 +7,7 @@
 #   BIN    directory of the service binaries (default bin), passed as SF_BIN
 #   SF_TEST_TIMEOUT  seconds one test binary may run (default 600)
 #   SF_LOCK_WAIT     seconds to wait for another run's test stack (default 1800)
+#   SF_TEST_VERBOSE  set: list every test, passing ones too
 #
 # Unit tests need nothing running. Integration tests get a private stack,
 # fresh every run (var/test-stack on ports 24222/28222/25432, wiped first,
@@ -16,11 +17,14 @@
 # at a time with -j1: they share the streams and the database.
 #
 # Counting: each binary's "[====] Synthesis: Tested: N | Passing: N |
-# Failing: N | Crashing: N" line. Criterion 2.4 counts a test whose teardown
-# crashed or exited as passing (it only warns), and a binary can die before
-# its summary; both are counted here as failures, as is a non-zero exit with
-# no failing test. The last line is "N passed, N failed"; the exit status is
-# non-zero on any failure or crash.
+# Failing: N | Crashing: N" line, where Failing already includes the crashed
+# tests. Criterion 2.4 counts a test whose teardown crashed or exited as
+# passing (it only warns; the binaries run with --verbose so the warning can
+# be matched with the test's [PASS] line), and a binary can die before its
+# summary; both are counted here as failures, as is a non-zero exit with no
+# failing test. Passing tests are listed only with SF_TEST_VERBOSE=1. The
+# last line is "N passed, N failed"; the exit status is non-zero on any
+# failure or crash.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -69,24 +73,35 @@ run_binary() {
     local log rc=0
     log=$(mktemp "${TMPDIR:-/tmp}/sf-test-XXXXXX.log")
     echo "---- $name"
-    timeout -k 10 "$SF_TEST_TIMEOUT" "$path" "$@" "${EXTRA_ARGS[@]}" >"$log" 2>&1 || rc=$?
-    cat "$log"
+    timeout -k 10 "$SF_TEST_TIMEOUT" "$path" --verbose "$@" "${EXTRA_ARGS[@]}" >"$log" 2>&1 || rc=$?
+    sed -i 's/\x1b\[[0-9;]*m//g' "$log"
+    if [[ -n "${SF_TEST_VERBOSE:-}" ]]; then
+        cat "$log"
+    else
+        grep -vE '^\[(RUN |PASS)\] ' "$log" || true
+    fi
 
-    local synth tested=0 passing=0 failing=0 crashing=0 teardown=0
-    synth=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^\[====\] Synthesis:' | tail -n 1 || true)
-    teardown=$(grep -cE 'Warning! The test .* (crashed|exited) during its setup or teardown' "$log" || true)
+    local synth tested=0 passing=0 failing=0 teardown=0 skipped t
+    synth=$(grep -E '^\[====\] Synthesis:' "$log" | tail -n 1 || true)
+    skipped=$(grep -cE '^\[SKIP\] ' "$log" || true)
+    # tests that passed, then crashed or exited in their teardown
+    local -a warned=()
+    # shellcheck disable=SC2016 # the backquotes are Criterion's, literal
+    mapfile -t warned < <(sed -nE 's/.*Warning! The test `([^`]*)` (crashed|exited) during its setup or teardown.*/\1/p' "$log")
+    for t in "${warned[@]}"; do
+        grep -qF "[PASS] $t:" "$log" && teardown=$((teardown + 1))
+    done
     rm -f "$log"
 
     local bad=0 why=""
-    if [[ "$synth" =~ Tested:\ ([0-9]+)\ \|\ Passing:\ ([0-9]+)\ \|\ Failing:\ ([0-9]+)\ \|\ Crashing:\ ([0-9]+) ]]; then
+    if [[ "$synth" =~ Tested:\ ([0-9]+)\ \|\ Passing:\ ([0-9]+)\ \|\ Failing:\ ([0-9]+) ]]; then
         tested=${BASH_REMATCH[1]}
         passing=${BASH_REMATCH[2]}
         failing=${BASH_REMATCH[3]}
-        crashing=${BASH_REMATCH[4]}
-        ((teardown > passing)) && teardown=$passing
+        ((teardown <= passing)) || teardown=$passing
         passing=$((passing - teardown))
-        bad=$((failing + crashing + teardown))
-        ((teardown > 0)) && why+=" $teardown crashed in setup/teardown;"
+        bad=$((failing + teardown))
+        ((teardown == 0)) || why+=" $teardown passed but crashed in teardown;"
     else
         bad=1
         why+=" no Criterion summary (the binary died);"
@@ -101,11 +116,13 @@ run_binary() {
     passed=$((passed + passing))
     failed=$((failed + bad))
     ran_binaries=$((ran_binaries + 1))
+    local skips=""
+    ((skipped == 0)) || skips=" ($skipped skipped)"
     if ((bad > 0 || rc != 0)); then
         failed_binaries+=("$name")
-        echo "FAIL $name: $passing passed, $bad failed of $tested;${why%;}"
+        echo "FAIL $name: $passing passed, $bad failed of $tested$skips;${why%;}"
     else
-        echo "PASS $name: $passing passed of $tested"
+        echo "PASS $name: $passing passed of $tested$skips"
     fi
 }
 

@@ -97,8 +97,8 @@ static int chan__list(const sf_config *cfg, int json)
     json_t *arr = json_array();
     for (int r = 0; r < PQntuples(res); r++) {
         if (!json) {
-            printf("%-16s buffer %-6s locations %s\n", PQgetvalue(res, r, 0),
-                   PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
+            printf("%-16s buffer %-6s locations %s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+                   PQgetvalue(res, r, 2));
             continue;
         }
         json_t *locs = json_array();
@@ -140,8 +140,8 @@ int cmd_channel(const sf_config *cfg, int argc, char **argv)
     int json = 0, opt;
     int is_list = !strcmp(action, "list");
     optind = is_list ? 2 : 3;
-    if (!is_list && (argc < 3 || (strcmp(action, "add") && strcmp(action, "set")) ||
-                     !sf_is_token(argv[2]))) {
+    if (!is_list &&
+        (argc < 3 || (strcmp(action, "add") && strcmp(action, "set")) || !sf_is_token(argv[2]))) {
         fputs(usage, stderr);
         return 2;
     }
@@ -170,8 +170,10 @@ int cmd_channel(const sf_config *cfg, int argc, char **argv)
             bad = !sf_is_token(t);
         free(copy);
         if (bad) {
-            fprintf(stderr, "invctl channel: --locations: '%s' is not a comma-separated list "
-                            "of location ids (A-Z a-z 0-9 _ -)\n", locations);
+            fprintf(stderr,
+                    "invctl channel: --locations: '%s' is not a comma-separated list "
+                    "of location ids (A-Z a-z 0-9 _ -)\n",
+                    locations);
             return 2;
         }
     }

@@ -12,12 +12,15 @@
 int cmd_gen(const sf_config *cfg, int argc, char **argv)
 {
     (void)cfg;
-    static const struct option longopts[] = {
-        {"seed", required_argument, NULL, 's'},      {"events", required_argument, NULL, 'e'},
-        {"skus", required_argument, NULL, 'k'},      {"locations", required_argument, NULL, 'l'},
-        {"expiring", no_argument, NULL, 'x'},        {"out", required_argument, NULL, 'o'},
-        {"base-ms", required_argument, NULL, 'b'},   {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"seed", required_argument, NULL, 's'},
+                                             {"events", required_argument, NULL, 'e'},
+                                             {"skus", required_argument, NULL, 'k'},
+                                             {"locations", required_argument, NULL, 'l'},
+                                             {"expiring", no_argument, NULL, 'x'},
+                                             {"out", required_argument, NULL, 'o'},
+                                             {"base-ms", required_argument, NULL, 'b'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     sf_workload_opts wo;
     sf_workload_opts_init(&wo);
     const char *out_path = NULL;

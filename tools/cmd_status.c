@@ -35,9 +35,8 @@ static void status__print_json(json_t *doc)
 
 int cmd_status(const sf_config *cfg, int argc, char **argv)
 {
-    static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int json = 0, opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (opt == 'j')
@@ -65,11 +64,11 @@ int cmd_status(const sf_config *cfg, int argc, char **argv)
         goto out;
     }
     if (json)
-        status__print_json(json_pack(
-            "{s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I}}", "events", (json_int_t)ev_msgs, "dlq",
-            (json_int_t)dlq_msgs, "channel", (json_int_t)ch_msgs, "consumer", "name",
-            SF_CONSUMER_APPLIER, "pending", (json_int_t)pending, "ack_pending",
-            (json_int_t)ack_pending, "redelivered", (json_int_t)redelivered));
+        status__print_json(
+            json_pack("{s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I}}", "events", (json_int_t)ev_msgs,
+                      "dlq", (json_int_t)dlq_msgs, "channel", (json_int_t)ch_msgs, "consumer",
+                      "name", SF_CONSUMER_APPLIER, "pending", (json_int_t)pending, "ack_pending",
+                      (json_int_t)ack_pending, "redelivered", (json_int_t)redelivered));
     else
         printf("INV_EVENTS   %" PRIu64 " messages\n"
                "INV_DLQ      %" PRIu64 " messages\n"
@@ -96,8 +95,8 @@ static sf_status dlq__replay_one(sf_broker *b, sf_codec *codec, uint64_t seq, sf
     sf_event ev;
     sf_error derr;
     if (!subject || !*subject) {
-        st = SF_ERR(err, SF_EINVAL, "INV_DLQ:%" PRIu64 ": no %s header", seq,
-                    SF_HDR_SOURCE_SUBJECT);
+        st =
+            SF_ERR(err, SF_EINVAL, "INV_DLQ:%" PRIu64 ": no %s header", seq, SF_HDR_SOURCE_SUBJECT);
     } else if (sf_codec_decode_event(codec, data, len, &ev, &derr) != SF_OK) {
         st = SF_ERR(err, SF_EINVAL, "INV_DLQ:%" PRIu64 ": not replayable: %s", seq, derr.msg);
     } else {
@@ -133,15 +132,13 @@ static int dlq__list(sf_broker *b, int json, long long limit)
         const char *dlv = sf_stored_msg_header(m, SF_HDR_DELIVERIES);
         if (json)
             json_array_append_new(
-                arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "seq", (json_int_t)seq,
-                               "subject", sf_stored_msg_subject(m), "reason",
-                               reason ? reason : "", "source_subject", src ? src : "",
-                               "source_seq", src_seq ? src_seq : "", "deliveries",
-                               dlv ? dlv : ""));
+                arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "seq", (json_int_t)seq, "subject",
+                               sf_stored_msg_subject(m), "reason", reason ? reason : "",
+                               "source_subject", src ? src : "", "source_seq",
+                               src_seq ? src_seq : "", "deliveries", dlv ? dlv : ""));
         else
             printf("%" PRIu64 "\t%s\t%s:%s\tdeliveries=%s\t%s\n", seq, sf_stored_msg_subject(m),
-                   src ? src : "?", src_seq ? src_seq : "?", dlv ? dlv : "?",
-                   reason ? reason : "");
+                   src ? src : "?", src_seq ? src_seq : "?", dlv ? dlv : "?", reason ? reason : "");
         sf_stored_msg_free(m);
         shown++;
     }
@@ -153,9 +150,9 @@ static int dlq__list(sf_broker *b, int json, long long limit)
 int cmd_dlq(const sf_config *cfg, int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'}, {"limit", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},      {"limit", required_argument, NULL, 'n'},
         {"seq", required_argument, NULL, 's'}, {"all", no_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},      {NULL, 0, NULL, 0}};
     int json = 0, all = 0, opt;
     long long limit = 1000, seq = 0;
     const char *usage = "usage: invctl dlq list [--json] [--limit N]\n"

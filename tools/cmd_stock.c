@@ -33,9 +33,10 @@ int cmd_stock(const sf_config *cfg, int argc, char **argv)
         case 'l': location = optarg; break;
         case 'j': json = 1; break;
         case 'h':
-            printf("usage: invctl stock SKU [--location L] [--json]\n"
-                   "Prints on_hand, reserved, available (after safety stock), inbound and\n"
-                   "damaged per location, and the totals. Exit 1 if the sku has no stock record.\n");
+            printf(
+                "usage: invctl stock SKU [--location L] [--json]\n"
+                "Prints on_hand, reserved, available (after safety stock), inbound and\n"
+                "damaged per location, and the totals. Exit 1 if the sku has no stock record.\n");
             return 0;
         default: return 2;
         }
@@ -72,16 +73,16 @@ int cmd_stock(const sf_config *cfg, int argc, char **argv)
                 v[c] = strtoll(PQgetvalue(res, r, c + 1), NULL, 10);
                 tot[c] += v[c];
             }
-            json_array_append_new(
-                locs, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "location",
-                                PQgetvalue(res, r, 0), "on_hand", (json_int_t)v[0], "reserved",
-                                (json_int_t)v[1], "available", (json_int_t)v[2], "inbound",
-                                (json_int_t)v[3], "damaged", (json_int_t)v[4]));
+            json_array_append_new(locs, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "location",
+                                                  PQgetvalue(res, r, 0), "on_hand",
+                                                  (json_int_t)v[0], "reserved", (json_int_t)v[1],
+                                                  "available", (json_int_t)v[2], "inbound",
+                                                  (json_int_t)v[3], "damaged", (json_int_t)v[4]));
         }
-        json_t *doc = json_pack("{s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "sku", sku,
-                                "locations", locs, "totals", "on_hand", (json_int_t)tot[0],
-                                "reserved", (json_int_t)tot[1], "available", (json_int_t)tot[2],
-                                "inbound", (json_int_t)tot[3], "damaged", (json_int_t)tot[4]);
+        json_t *doc = json_pack("{s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "sku", sku, "locations",
+                                locs, "totals", "on_hand", (json_int_t)tot[0], "reserved",
+                                (json_int_t)tot[1], "available", (json_int_t)tot[2], "inbound",
+                                (json_int_t)tot[3], "damaged", (json_int_t)tot[4]);
         char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s);
         free(s);

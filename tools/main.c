@@ -15,26 +15,28 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: invctl [--config FILE] COMMAND [ARGS]\n"
-            "\n"
-            "Administers stockflow: streams, database, stock, channels, DLQ.\n"
-            "\n"
-            "Commands:\n"
-            "  setup                          create streams, consumer and tables (idempotent)\n"
-            "  stock SKU [--location L] [--json]\n"
-            "                                 positions: on_hand, reserved, available, inbound, damaged\n"
-            "  gen --seed N --events N [--skus N] [--locations N] [--expiring] [--out FILE]\n"
-            "                                 deterministic workload as JSON lines\n"
-            "  status [--json]                stream depths, consumer lag, redeliveries, DLQ depth\n"
-            "  dlq list [--json] [--limit N]  sidelined messages with their reasons\n"
-            "  dlq replay (--seq N | --all)   republish sidelined events to INV_EVENTS\n"
-            "  location set LOC --safety-stock N\n"
-            "  channel add|set CH [--buffer N] [--locations L1,L2]\n"
-            "  channel list [--json]\n"
-            "\n"
-            "Options: --config FILE (INI), --help, --version. Environment INV_NATS_URL and\n"
-            "INV_PG_DSN override the config. Exit: 0 ok, 1 failure, 2 usage error.\n");
+    fprintf(
+        out,
+        "usage: invctl [--config FILE] COMMAND [ARGS]\n"
+        "\n"
+        "Administers stockflow: streams, database, stock, channels, DLQ.\n"
+        "\n"
+        "Commands:\n"
+        "  setup                          create streams, consumer and tables (idempotent)\n"
+        "  stock SKU [--location L] [--json]\n"
+        "                                 positions: on_hand, reserved, available, inbound, "
+        "damaged\n"
+        "  gen --seed N --events N [--skus N] [--locations N] [--expiring] [--out FILE]\n"
+        "                                 deterministic workload as JSON lines\n"
+        "  status [--json]                stream depths, consumer lag, redeliveries, DLQ depth\n"
+        "  dlq list [--json] [--limit N]  sidelined messages with their reasons\n"
+        "  dlq replay (--seq N | --all)   republish sidelined events to INV_EVENTS\n"
+        "  location set LOC --safety-stock N\n"
+        "  channel add|set CH [--buffer N] [--locations L1,L2]\n"
+        "  channel list [--json]\n"
+        "\n"
+        "Options: --config FILE (INI), --help, --version. Environment INV_NATS_URL and\n"
+        "INV_PG_DSN override the config. Exit: 0 ok, 1 failure, 2 usage error.\n");
 }
 
 int cmd_parse_i64(const char *opt, const char *s, long long min, long long max, long long *out)
@@ -43,8 +45,7 @@ int cmd_parse_i64(const char *opt, const char *s, long long min, long long max, 
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "invctl: %s: '%s' is not a whole number in %lld..%lld\n", opt, s, min,
-                max);
+        fprintf(stderr, "invctl: %s: '%s' is not a whole number in %lld..%lld\n", opt, s, min, max);
         return 0;
     }
     *out = v;
@@ -55,8 +56,8 @@ static const struct {
     const char *name;
     int (*fn)(const sf_config *, int, char **);
 } COMMANDS[] = {
-    {"setup", cmd_setup},   {"stock", cmd_stock},       {"gen", cmd_gen},
-    {"status", cmd_status}, {"dlq", cmd_dlq},           {"location", cmd_location},
+    {"setup", cmd_setup},     {"stock", cmd_stock}, {"gen", cmd_gen},
+    {"status", cmd_status},   {"dlq", cmd_dlq},     {"location", cmd_location},
     {"channel", cmd_channel},
 };
 

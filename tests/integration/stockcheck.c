@@ -97,13 +97,13 @@ static int sc__check_reservation(const sf_reservation *r, void *ctx)
                                  " WHERE ref = $1 AND sku = $2 AND location = $3",
                                  3, NULL, params, NULL, NULL, 0);
     cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
-    cr_assert(PQntuples(res) == 1, "no reservation row for %s/%s@%s", r->ref, r->sku,
-              r->location);
+    cr_assert(PQntuples(res) == 1, "no reservation row for %s/%s@%s", r->ref, r->sku, r->location);
     int64_t want[4] = {r->reserved, r->released, r->sold, r->outstanding};
     for (int c = 0; c < 4; c++) {
         int64_t got = strtoll(PQgetvalue(res, 0, c), NULL, 10);
-        cr_assert(got == want[c], "reservation %s/%s@%s column %d: database %" PRId64
-                  ", model %" PRId64, r->ref, r->sku, r->location, c, got, want[c]);
+        cr_assert(got == want[c],
+                  "reservation %s/%s@%s column %d: database %" PRId64 ", model %" PRId64, r->ref,
+                  r->sku, r->location, c, got, want[c]);
     }
     PQclear(res);
     (*count)++;
@@ -114,17 +114,16 @@ void sc_assert_matches(const sf_model *m)
 {
     sf_error err;
     size_t positions = 0, reservations = 0;
-    cr_assert(sf_model_foreach_position(m, sc__check_position, &positions, &err) == SF_OK,
-              "%s", err.msg);
-    cr_assert(sf_model_foreach_reservation(m, sc__check_reservation, &reservations, &err) ==
-                  SF_OK,
+    cr_assert(sf_model_foreach_position(m, sc__check_position, &positions, &err) == SF_OK, "%s",
+              err.msg);
+    cr_assert(sf_model_foreach_reservation(m, sc__check_reservation, &reservations, &err) == SF_OK,
               "%s", err.msg);
     int64_t db_pos = fx_query_i64("SELECT count(*) FROM positions");
     int64_t db_res = fx_query_i64("SELECT count(*) FROM reservations");
-    cr_assert(db_pos == (int64_t)positions, "database has %" PRId64 " positions, model %zu",
-              db_pos, positions);
-    cr_assert(db_res == (int64_t)reservations,
-              "database has %" PRId64 " reservations, model %zu", db_res, reservations);
+    cr_assert(db_pos == (int64_t)positions, "database has %" PRId64 " positions, model %zu", db_pos,
+              positions);
+    cr_assert(db_res == (int64_t)reservations, "database has %" PRId64 " reservations, model %zu",
+              db_res, reservations);
     sf_model_stats st;
     sf_model_stats_get(m, &st);
     int64_t ledger = fx_query_i64("SELECT count(*) FROM ledger");
@@ -139,8 +138,8 @@ void sc_gen(const char *path, unsigned seed, unsigned events, unsigned skus, uns
     snprintf(e, sizeof e, "%u", events);
     snprintf(k, sizeof k, "%u", skus);
     snprintf(l, sizeof l, "%u", locations);
-    const char *argv[] = {"invctl", "gen", "--seed", s, "--events", e, "--skus", k,
-                          "--locations", l, "--out", path, NULL};
+    const char *argv[] = {"invctl", "gen",         "--seed", s,       "--events", e,   "--skus",
+                          k,        "--locations", l,        "--out", path,       NULL};
     int rc = fx_run(argv, NULL, out, sizeof out, 60000);
     cr_assert(rc == 0, "invctl gen failed (%d): %s", rc, out);
 }

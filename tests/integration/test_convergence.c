@@ -115,13 +115,11 @@ Test(convergence, concurrent_appliers_do_not_deadlock)
     cr_assert(sf_ledger_open(fx_env("INV_PG_DSN"), &lg, &err) == SF_OK, "%s", err.msg);
     for (size_t i = 0; i < n; i += 250) { /* every batch, forwards */
         size_t k = n - i < 250 ? n - i : 250, inserted;
-        cr_assert(sf_ledger_apply(lg, evs + i, NULL, k, &inserted, &err) == SF_OK, "%s",
-                  err.msg);
+        cr_assert(sf_ledger_apply(lg, evs + i, NULL, k, &inserted, &err) == SF_OK, "%s", err.msg);
     }
     int status = 0;
     cr_assert(waitpid(child, &status, 0) == child);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "second applier failed: %d",
-              status);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "second applier failed: %d", status);
     sc_assert_matches(m);
     sf_ledger_close(lg);
     sf_model_free(m);

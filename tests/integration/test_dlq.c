@@ -25,13 +25,12 @@ static sf_broker *connect_broker(void)
     return b;
 }
 
-static void publish(sf_broker *b, const char *subject, const char *id, const void *data,
-                    size_t len)
+static void publish(sf_broker *b, const char *subject, const char *id, const void *data, size_t len)
 {
     sf_error err;
     uint64_t seq;
-    cr_assert(sf_broker_publish_sync(b, subject, id, NULL, 0, data, len, &seq, &err) == SF_OK,
-              "%s", err.msg);
+    cr_assert(sf_broker_publish_sync(b, subject, id, NULL, 0, data, len, &seq, &err) == SF_OK, "%s",
+              err.msg);
 }
 
 static sf_event event(const char *id, sf_kind kind, int64_t qty)
@@ -88,8 +87,7 @@ Test(dlq, poison_messages_are_sidelined_good_ones_applied)
     cr_assert_eq(fx_query_i64("SELECT on_hand FROM positions WHERE sku = 'SKU-P'"), 6);
     cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger"), 2);
     uint64_t msgs, bytes, first, last;
-    cr_assert(sf_broker_stream_info(b, SF_STREAM_DLQ, &msgs, &bytes, &first, &last, &err) ==
-              SF_OK);
+    cr_assert(sf_broker_stream_info(b, SF_STREAM_DLQ, &msgs, &bytes, &first, &last, &err) == SF_OK);
     cr_assert_eq(msgs, 3);
     assert_dlq_has("inv.dlq.decode", "inv.evt.sale.LOC-1:2");
     assert_dlq_has("inv.dlq.fingerprint", "inv.evt.sale.LOC-1:3");
@@ -135,8 +133,7 @@ Test(dlq, database_rejected_event_becomes_poison_after_max_deliver)
     char out[65536];
     cr_assert_eq(fx_run(argv, NULL, out, sizeof out, 120000), 0, "%s", out);
     cr_assert_eq(fx_query_i64("SELECT on_hand FROM positions WHERE sku = 'SKU-Q'"), 1);
-    cr_assert_eq(fx_query_i64("SELECT on_hand FROM positions WHERE sku = 'SKU-P'"),
-                 INT64_MAX - 5);
+    cr_assert_eq(fx_query_i64("SELECT on_hand FROM positions WHERE sku = 'SKU-P'"), INT64_MAX - 5);
     cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger"), 2);
     assert_dlq_has("inv.dlq.poison", "failed 2 deliveries");
     sf_codec_free(c);

@@ -37,7 +37,8 @@ Test(pipeline, examples_give_exact_positions)
     sc_drain(1);
     /* Worked by hand in README "What the demo prints". */
     cr_assert_eq(col("TSHIRT-BLK-M", "DC-EAST", "on_hand"), 98);
-    cr_assert_eq(col("TSHIRT-BLK-M", "STORE-NYC", "on_hand"), 27); /* COUNT 27, -1 sale, +1 return */
+    cr_assert_eq(col("TSHIRT-BLK-M", "STORE-NYC", "on_hand"),
+                 27); /* COUNT 27, -1 sale, +1 return */
     cr_assert_eq(col("TSHIRT-BLK-M", "STORE-NYC", "count_qty"), 27);
     cr_assert_eq(col("TSHIRT-BLK-M", "STORE-BOS", "on_hand"), 20);
     cr_assert_eq(col("MUG-WHT-12OZ", "DC-EAST", "on_hand"), 144);
@@ -107,7 +108,8 @@ Test(pipeline, ledger_absorbs_a_redelivered_event)
         cr_assert(sf_event_subject(&evs[i], subject, sizeof subject, &err) == SF_OK);
         snprintf(msg_id, sizeof msg_id, "%s:again", evs[i].event_id);
         cr_assert(sf_broker_publish_sync(b, subject, msg_id, NULL, 0, buf, len, &seq, &err) ==
-                  SF_OK, "%s", err.msg);
+                      SF_OK,
+                  "%s", err.msg);
     }
     sc_drain(1);
     cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger"), 10);

@@ -77,8 +77,7 @@ Test(zmq_ingest, ok_only_when_stored_err_while_nats_is_down)
         snprintf(id, sizeof id, "z-down-%d", i);
         event_json(body, sizeof body, id);
         request(ctx, body, reply, sizeof reply, 20000);
-        cr_assert(!strncmp(reply, "err ", 4), "expected err while nats is down, got '%s'",
-                  reply);
+        cr_assert(!strncmp(reply, "err ", 4), "expected err while nats is down, got '%s'", reply);
     }
     fx_stack("nats-start");
 
