@@ -110,8 +110,11 @@ static inline double bench_machine_busy(void)
     return (double)(u + ni + sy + irq + sirq + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Wall time is read first, so a phase that ends with a snapshot does not
+ * count the /proc scan; take the start time after the opening snapshot. */
 static inline void bench_cpu_snap(const bench_watch *w, int nw, bench_cpu *out)
 {
+    out->wall = bench_now();
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     out->self = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
@@ -119,7 +122,6 @@ static inline void bench_cpu_snap(const bench_watch *w, int nw, bench_cpu *out)
     for (int i = 0; i < nw; i++)
         out->tree[i] = bench_tree_cpu(w[i].pid);
     out->machine_busy = bench_machine_busy();
-    out->wall = bench_now();
 }
 
 /* "cpu PHASE: wall W s; self S, name T, ..., other O core-s; B of C cores busy"

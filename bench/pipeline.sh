@@ -103,7 +103,11 @@ reaped_ticks() { awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); print f[
 # machine_ticks: non-idle time of all CPUs.
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 nats_pid() { cat "$STACK_DIR/nats.pid"; }
-pg_pid() { head -n 1 "$STACK_DIR/pg/data/postmaster.pid"; }
+pg_pid() { # stack.sh may have put the data elsewhere and said so in pg.location
+    local dir="$STACK_DIR/pg"
+    [[ -r "$STACK_DIR/pg.location" ]] && dir=$(<"$STACK_DIR/pg.location")
+    head -n 1 "$dir/data/postmaster.pid"
+}
 secs() { calc "$1 / $HZ"; }
 
 consumer_pids=()

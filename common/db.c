@@ -57,36 +57,35 @@ sf_status sf_db_fail(PGconn *conn, const PGresult *res, const char *what, sf_err
     return SF_ERR(err, st, "postgres: %s: %s", what, line);
 }
 
+/* Keep res when it succeeded; otherwise classify, free it and fail. */
+static sf_status db__check(PGconn *conn, PGresult *res, const char *sql, sf_error *err)
+{
+    ExecStatusType rs = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK)
+        return SF_OK;
+    char what[80];
+    snprintf(what, sizeof what, "%.60s", sql);
+    sf_status st = sf_db_fail(conn, res, what, err);
+    PQclear(res);
+    return st;
+}
+
 sf_status sf_db_exec(PGconn *conn, const char *sql, sf_error *err)
 {
     PGresult *res = PQexec(conn, sql);
-    ExecStatusType rs = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
-        char what[80];
-        snprintf(what, sizeof what, "%.60s", sql);
-        sf_status st = sf_db_fail(conn, res, what, err);
+    sf_status st = db__check(conn, res, sql, err);
+    if (!st)
         PQclear(res);
-        return st;
-    }
-    PQclear(res);
-    return SF_OK;
+    return st;
 }
 
 sf_status sf_db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
                       PGresult **out, sf_error *err)
 {
-    *out = NULL;
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType rs = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
-        char what[80];
-        snprintf(what, sizeof what, "%.60s", sql);
-        sf_status st = sf_db_fail(conn, res, what, err);
-        PQclear(res);
-        return st;
-    }
-    *out = res;
-    return SF_OK;
+    sf_status st = db__check(conn, res, sql, err);
+    *out = st ? NULL : res;
+    return st;
 }
 
 /* Read a whole (small) file; migrations are bounded to 1 MiB. */
