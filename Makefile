@@ -2,7 +2,7 @@
 # binary, then test, test-asan, fuzz, bench, demo, clean.
 
 CC        ?= cc
-PKGS      := libnats avro-c libpq libzmq jansson inih libcrypto
+PKGS      := libnats avro-c libpq libzmq jansson inih libcrypto libcurl libevent
 SANITIZER ?=
 OPT       ?= -O2
 
@@ -27,20 +27,29 @@ COMMON_SRC := $(sort $(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 LIB        := $(BUILD)/libstockflow.a
 
+# Parsers and mappers of inv-supplier, linked into its tests and fuzz targets.
+SUPPLIER_SRC := $(filter-out suppliers/main.c,$(sort $(wildcard suppliers/*.c)))
+SUPPLIER_LIB := $(BUILD)/libsuppliers.a
+
 # service folder -> binary name
-SERVICES   := ingest:inv-ingest consumers:inv-consumer tools:invctl
+SERVICES   := ingest:inv-ingest consumers:inv-consumer tools:invctl \
+              $(if $(wildcard suppliers/main.c),suppliers:inv-supplier)
 BINARIES   := $(foreach s,$(SERVICES),$(BIN)/$(word 2,$(subst :, ,$(s))))
 
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 INTEG_SRC  := $(sort $(wildcard tests/integration/test_*.c))
 FIX_SRC    := $(filter-out tests/integration/test_%,$(wildcard tests/integration/*.c))
 FIXTURE    := $(FIX_SRC:%.c=$(BUILD)/%.o)
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN   := $(FUZZ_SRC:%.c=$(BUILD)/%)
+FUZZ_SAN   := fuzzer-no-link,address,undefined
+FUZZ_BUILD := build/fuzz
 BENCH_SRC  := $(sort $(wildcard bench/*.c))
 BENCH_BIN  := $(BENCH_SRC:%.c=$(BUILD)/%)
 UNIT_BIN   := $(UNIT_SRC:%.c=$(BUILD)/%)
 INTEG_BIN  := $(INTEG_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all deps test test-unit test-integration test-asan test-fault fuzz bench demo \
+.PHONY: all deps test test-unit test-integration test-asan test-fault fuzz fuzz-build bench demo \
         stack-up stack-down format format-check clean tests-build bench-build test-run-only
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -59,6 +68,10 @@ $(LIB): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(SUPPLIER_LIB): $(SUPPLIER_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 # --- one rule per binary: every .c of the service folder ---------------------
 define service_rule
 $(BIN)/$(2): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(LIB)
@@ -68,11 +81,15 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(word 1,$(subst :, ,$(s))),$(word 2,$(subst :, ,$(s))))))
 
 # --- tests --------------------------------------------------------------------
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(SUPPLIER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(FIXTURE) $(LIB)
+$(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(FIXTURE) $(SUPPLIER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
+
+# libFuzzer targets: built by `make fuzz-build` with clang into build/fuzz.
+$(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(SUPPLIER_LIB) $(LIB)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -81,10 +98,13 @@ tests-build: $(BINARIES) $(UNIT_BIN) $(INTEG_BIN)
 
 bench-build: $(BINARIES) $(BENCH_BIN)
 
-# make test: install what is missing, build, start a private stack, run all.
+# make test: install what is missing, build, start a private stack, run all;
+# then every fuzz target for 10 s.
 test: deps
 	@$(MAKE) --no-print-directory tests-build
 	@BUILD=$(BUILD) BIN=$(BIN) scripts/run-tests.sh all
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh 10
 
 test-unit: tests-build
 	@BUILD=$(BUILD) BIN=$(BIN) scripts/run-tests.sh unit
@@ -102,8 +122,15 @@ test-run-only:
 test-fault: deps
 	@echo "test-fault: the fault suite (issue 7) is not built yet" >&2; exit 1
 
+# make fuzz: every target for FUZZ_SECONDS (default 300) each; make test runs
+# them for 10 s each. Corpora start from tests/fuzz/corpus/<target>/.
+fuzz-build:
+	@$(MAKE) --no-print-directory CC=clang SANITIZER=$(FUZZ_SAN) BUILD=$(FUZZ_BUILD) \
+	    OPT=-O1 $(FUZZ_SRC:%.c=$(FUZZ_BUILD)/%)
+
 fuzz: deps
-	@echo "fuzz: the fuzz targets (issue 8) are not built yet" >&2; exit 1
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $${FUZZ_SECONDS:-300}
 
 bench: deps
 	@$(MAKE) --no-print-directory bench-build

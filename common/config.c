@@ -36,7 +36,7 @@ void sf_config_init(sf_config *cfg)
     cfg__copy(cfg->pg.dsn, sizeof cfg->pg.dsn,
               "host=127.0.0.1 port=15432 dbname=stockflow user=postgres");
     cfg->pg.pool = 4;
-    cfg->consumer.batch = 1000;
+    cfg->consumer.batch = 2000;
     cfg->consumer.max_deliver = 10;
     cfg->ingest.max_inflight = 4096;
     cfg->ingest.max_line = 65536;

@@ -28,7 +28,9 @@ static const char LEDGER_PREPARE_SQL[] =
     " location text COLLATE \"C\", qty bigint, occurred_at bigint, source text COLLATE \"C\","
     " channel text COLLATE \"C\", ref text COLLATE \"C\", condition text, expires_at bigint,"
     " stream_seq bigint) ON COMMIT DELETE ROWS;"
-    "CREATE TEMP TABLE IF NOT EXISTS sf_applied (LIKE sf_stage) ON COMMIT DELETE ROWS;";
+    "CREATE TEMP TABLE IF NOT EXISTS sf_applied (LIKE sf_stage) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS sf_late (sku text COLLATE \"C\", location text COLLATE \"C\","
+    " count_at bigint) ON COMMIT DELETE ROWS;";
 
 static sf_status ledger__prepare(sf_ledger *lg, sf_error *err)
 {

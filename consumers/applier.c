@@ -17,7 +17,7 @@
 #include "event.h"
 #include "log.h"
 
-enum { APPLIER_CAP = SF_FETCH_MAX };
+enum { APPLIER_CAP = SF_FETCH_MAX, APPLIER_KEEP_ALIVE_MS = 2000 };
 
 typedef enum {
     MSG_GOOD = 0,
@@ -205,11 +205,37 @@ static void applier__ack(sf_applier *ap, sf_batch *batch, size_t i)
     ap->stats.messages++;
 }
 
+static int64_t applier__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Tell the server that events k..n-1 of the batch are still being worked
+ * on, so the ack wait does not run out while the batch is applied one
+ * event per transaction (a few ms each: 2000 of them outlast 10 s). */
+static void applier__keep_alive(sf_applier *ap, sf_batch *batch, size_t k, size_t n)
+{
+    for (; k < n; k++) {
+        sf_error err;
+        if (sf_batch_in_progress(batch, ap->idx[k], &err) != SF_OK) {
+            sf_log(SF_LOG_WARN, "in-progress signal failed: %s", err.msg);
+            return;
+        }
+    }
+}
+
 /* A data error somewhere in the batch: each event alone. */
 static sf_status applier__apply_alone(sf_applier *ap, sf_batch *batch, size_t n, sf_error *err)
 {
+    int64_t keep_alive_at = applier__mono_ms() + APPLIER_KEEP_ALIVE_MS;
     for (size_t k = 0; k < n; k++) {
         size_t i = ap->idx[k];
+        if (applier__mono_ms() >= keep_alive_at) {
+            applier__keep_alive(ap, batch, k, n);
+            keep_alive_at = applier__mono_ms() + APPLIER_KEEP_ALIVE_MS;
+        }
         sf_error why;
         sf_status st = applier__apply(ap, batch, k, 1, &why);
         if (st == SF_EUNAVAIL)

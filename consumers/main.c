@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "Run as many as you like in parallel.\n"
             "\n"
             "  --config FILE  INI configuration ([nats], [pg], [consumer] sections)\n"
-            "  --batch N      messages per fetch and transaction (default [consumer] batch, 1000)\n"
+            "  --batch N      messages per fetch and transaction (default [consumer] batch, 2000)\n"
             "  --drain        exit 0 once the stream has nothing pending for the consumer\n"
             "  --name NAME    connection name shown by the server (default inv-consumer)\n"
             "  --help, --version\n"

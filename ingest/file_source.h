@@ -13,14 +13,12 @@
 #include <stdio.h>
 
 #include "broker.h"
-#include "codec.h"
 #include "event_parse.h"
-#include "outcomes.h"
+#include "sender.h"
 
 typedef struct ingest_file_ctx {
-    sf_publisher *pub;
-    ingest_outcomes *outcomes; /* the publisher's callback queue */
-    sf_codec *codec;
+    sf_broker *broker;
+    int max_inflight; /* publish window */
     const sf_parse_opts *parse;
     FILE *rejects;        /* NULL: rejects go to stderr only */
     int64_t retry_for_ms; /* how long to keep retrying an unpublished event */

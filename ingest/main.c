@@ -15,11 +15,9 @@
 
 #include "broker.h"
 #include "cli.h"
-#include "codec.h"
 #include "event_parse.h"
 #include "file_source.h"
 #include "log.h"
-#include "outcomes.h"
 #include "zmq_source.h"
 
 enum { MAX_FILES = 256 };
@@ -63,9 +61,6 @@ static int run(const sf_config *cfg, const ingest_args *a)
     sf_error err;
     sf_error_clear(&err);
     sf_broker *broker = NULL;
-    sf_publisher *pub = NULL;
-    sf_codec *codec = NULL;
-    ingest_outcomes *outcomes = NULL;
     FILE *rejects = NULL;
     int rc = 1;
 
@@ -85,21 +80,12 @@ static int run(const sf_config *cfg, const ingest_args *a)
     sf_broker_opts_init(&bo);
     bo.urls = cfg->nats.url;
     bo.name = "inv-ingest";
-    sf_publisher_opts pubo;
-    sf_publisher_opts_init(&pubo);
-    pubo.max_inflight = cfg->ingest.max_inflight;
-    pubo.cb = ingest_outcomes_cb;
-    if (ingest_outcomes_new(&outcomes, &err) || sf_codec_new(&codec, &err) ||
-        sf_broker_connect(&bo, &broker, &err))
-        goto out;
-    pubo.closure = outcomes;
-    if (sf_publisher_new(broker, &pubo, &pub, &err))
+    if (sf_broker_connect(&bo, &broker, &err))
         goto out;
 
     int failed = 0;
-    ingest_file_ctx fctx = {.pub = pub,
-                            .outcomes = outcomes,
-                            .codec = codec,
+    ingest_file_ctx fctx = {.broker = broker,
+                            .max_inflight = cfg->ingest.max_inflight,
                             .parse = &po,
                             .rejects = rejects,
                             .retry_for_ms = (int64_t)a->retry_for_s * 1000,
@@ -119,11 +105,9 @@ static int run(const sf_config *cfg, const ingest_args *a)
             failed = 1;
     }
     if (a->zmq && !sf_shutdown) {
-        ingest_zmq_ctx zctx = {.pub = pub,
-                               .outcomes = outcomes,
-                               .codec = codec,
+        ingest_zmq_ctx zctx = {.broker = broker,
+                               .max_inflight = cfg->ingest.max_inflight,
                                .parse = &po,
-                               .broker = broker,
                                .stop = &sf_shutdown};
         ingest_zmq_stats zs;
         if (ingest_zmq_run(&zctx, a->zmq, &zs, &err))
@@ -137,10 +121,7 @@ static int run(const sf_config *cfg, const ingest_args *a)
 out:
     if (err.status)
         fprintf(stderr, "inv-ingest: %s\n", err.msg);
-    sf_publisher_free(pub);
     sf_broker_close(broker);
-    sf_codec_free(codec);
-    ingest_outcomes_free(outcomes);
     if (rejects)
         fclose(rejects);
     sf_broker_library_cleanup();

@@ -1,7 +1,8 @@
 /*
  * zmq_source: the ROUTER loop. Only this thread touches the socket: the
- * publisher's callback queues outcomes (outcomes.h), and the loop polls the
- * socket with a short timeout and drains them, replying to each client.
+ * sender (common/sender.h, no retries: the client decides) reports each
+ * event's outcome on this thread, and the loop polls the socket with a
+ * short timeout and the sender in turn, replying to each client.
  * A message is at most 4 envelope frames plus the payload; anything else
  * is answered with an error, never dropped silently.
  */
@@ -59,60 +60,60 @@ static int zmq__recv(void *sock, zmq__token *t, zmq_msg_t *payload)
     }
 }
 
-static void zmq__handle(const ingest_zmq_ctx *ctx, void *sock, ingest_zmq_stats *stats,
-                        zmq__token *t, const char *data, size_t len)
+typedef struct zmq__loop {
+    const ingest_zmq_ctx *ctx;
+    void *sock;
+    ingest_zmq_stats *stats;
+    sf_sender *sender;
+} zmq__loop;
+
+static void zmq__handle(zmq__loop *z, zmq__token *t, const char *data, size_t len)
 {
     char reply[SF_ERROR_MSG_MAX + 32];
     sf_event ev;
     sf_error err;
-    uint8_t buf[SF_CODEC_EVENT_MAX];
-    size_t n = 0;
-    char subject[SF_SUBJECT_MAX];
-    stats->received++;
-    if (sf_event_parse_json(data, len, ctx->parse, &ev, &err) ||
-        sf_event_subject(&ev, subject, sizeof subject, &err) ||
-        sf_codec_encode_event(ctx->codec, &ev, buf, sizeof buf, &n, &err)) {
-        stats->rejected++;
+    z->stats->received++;
+    if (sf_event_parse_json(data, len, z->ctx->parse, &ev, &err)) {
+        z->stats->rejected++;
         snprintf(reply, sizeof reply, "err invalid: %s", err.msg);
-        zmq__reply(sock, t, reply);
+        zmq__reply(z->sock, t, reply);
         free(t);
         return;
     }
-    if (!sf_broker_connected(ctx->broker)) {
-        stats->failed++;
-        zmq__reply(sock, t, "err unavailable: not connected to JetStream");
+    if (!sf_broker_connected(z->ctx->broker)) {
+        z->stats->failed++;
+        zmq__reply(z->sock, t, "err unavailable: not connected to JetStream");
         free(t);
         return;
     }
-    snprintf(t->event_id, sizeof t->event_id, "%s", ev.event_id);
-    sf_status st = sf_publisher_publish(ctx->pub, subject, ev.event_id, buf, n, t, &err);
+    sf_status st = sf_sender_send(z->sender, &ev, t, &err);
     if (st != SF_OK) {
-        stats->failed++;
-        snprintf(reply, sizeof reply, "err %s: %s", st == SF_ETIMEOUT ? "busy" : "unavailable",
+        if (st == SF_EINVAL)
+            z->stats->rejected++;
+        else
+            z->stats->failed++;
+        snprintf(reply, sizeof reply, "err %s: %s", st == SF_EINVAL ? "invalid" : "unavailable",
                  err.msg);
-        zmq__reply(sock, t, reply);
+        zmq__reply(z->sock, t, reply);
         free(t);
     }
 }
 
-static size_t zmq__drain(void *sock, const ingest_zmq_ctx *ctx, ingest_zmq_stats *stats, int wait)
+/* The sender's outcome of one message: the reply, only now. */
+static void zmq__outcome(void *closure, const sf_send_outcome *o)
 {
-    ingest_outcome out[256];
-    size_t n = ingest_outcomes_take(ctx->outcomes, out, 256, wait);
-    for (size_t i = 0; i < n; i++) {
-        zmq__token *t = out[i].token;
-        char reply[256];
-        if (out[i].status == SF_OK || out[i].status == SF_EDUP) {
-            stats->ok++;
-            snprintf(reply, sizeof reply, "ok %s", t->event_id);
-        } else {
-            stats->failed++;
-            snprintf(reply, sizeof reply, "err unavailable: %s", out[i].error);
-        }
-        zmq__reply(sock, t, reply);
-        free(t);
+    zmq__loop *z = closure;
+    zmq__token *t = o->token;
+    char reply[256];
+    if (o->status == SF_OK || o->status == SF_EDUP) {
+        z->stats->ok++;
+        snprintf(reply, sizeof reply, "ok %s", o->event_id);
+    } else {
+        z->stats->failed++;
+        snprintf(reply, sizeof reply, "err unavailable: %s", o->error);
     }
-    return n;
+    zmq__reply(z->sock, t, reply);
+    free(t);
 }
 
 sf_status ingest_zmq_run(const ingest_zmq_ctx *ctx, const char *endpoint, ingest_zmq_stats *stats,
@@ -130,6 +131,19 @@ sf_status ingest_zmq_run(const ingest_zmq_ctx *ctx, const char *endpoint, ingest
             zmq_close(sock);
         if (zctx)
             zmq_ctx_term(zctx);
+        return st;
+    }
+    zmq__loop z = {.ctx = ctx, .sock = sock, .stats = stats};
+    sf_sender_opts so;
+    sf_sender_opts_init(&so);
+    so.max_inflight = ctx->max_inflight;
+    so.retry_for_ms = 0;
+    so.cb = zmq__outcome;
+    so.closure = &z;
+    sf_status st = sf_sender_new(ctx->broker, &so, &z.sender, err);
+    if (st) {
+        zmq_close(sock);
+        zmq_ctx_term(zctx);
         return st;
     }
     sf_log(SF_LOG_INFO, "zmq ROUTER listening on %s", endpoint);
@@ -152,18 +166,15 @@ sf_status ingest_zmq_run(const ingest_zmq_ctx *ctx, const char *endpoint, ingest
                     zmq__reply(sock, t, "err invalid: too many or too large envelope frames");
                 free(t);
             } else {
-                zmq__handle(ctx, sock, stats, t, zmq_msg_data(&payload), zmq_msg_size(&payload));
+                zmq__handle(&z, t, zmq_msg_data(&payload), zmq_msg_size(&payload));
             }
             zmq_msg_close(&payload);
         }
-        zmq__drain(sock, ctx, stats, 0);
+        sf_sender_poll(z.sender, 0);
     }
     /* Answer everything still in flight before closing. */
-    sf_error ferr;
-    if (sf_publisher_flush(ctx->pub, 10000, &ferr) != SF_OK)
-        sf_log(SF_LOG_WARN, "zmq: flush on shutdown: %s", ferr.msg);
-    while (zmq__drain(sock, ctx, stats, 100) > 0)
-        ;
+    sf_sender_finish(z.sender);
+    sf_sender_free(z.sender);
     zmq_close(sock);
     zmq_ctx_term(zctx);
     return SF_OK;

@@ -3,7 +3,7 @@
  * The reply is "ok <event_id>" only after JetStream acknowledged the event
  * (a duplicate is also "ok": JetStream holds it), else "err <reason>":
  * "err invalid: ..." for a bad event, "err unavailable: ..." when JetStream
- * cannot take it, "err busy" when the in-flight window stays full. REQ and
+ * cannot take it (down, no ack in time, the in-flight window full). REQ and
  * DEALER clients both work: the envelope frames are echoed back.
  */
 #ifndef INGEST_ZMQ_SOURCE_H
@@ -13,16 +13,13 @@
 #include <stdint.h>
 
 #include "broker.h"
-#include "codec.h"
 #include "event_parse.h"
-#include "outcomes.h"
+#include "sender.h"
 
 typedef struct ingest_zmq_ctx {
-    sf_publisher *pub;
-    ingest_outcomes *outcomes;
-    sf_codec *codec;
+    sf_broker *broker; /* publishes; also to refuse fast while disconnected */
+    int max_inflight;  /* publish window */
     const sf_parse_opts *parse;
-    sf_broker *broker; /* to refuse fast while disconnected */
     volatile sig_atomic_t *stop;
 } ingest_zmq_ctx;
 

@@ -116,7 +116,7 @@ Test(config, defaults_match_the_contract)
     cr_assert(cfg.nats.ack_wait_ms == 10000);
     assert_str(cfg.pg.dsn, "host=127.0.0.1 port=15432 dbname=stockflow user=postgres");
     cr_assert(cfg.pg.pool == 4);
-    cr_assert(cfg.consumer.batch == 1000);
+    cr_assert(cfg.consumer.batch == 2000);
     cr_assert(cfg.consumer.max_deliver == 10);
     cr_assert(cfg.ingest.max_inflight == 4096);
     cr_assert(cfg.ingest.max_line == 65536);
@@ -187,7 +187,7 @@ Test(config, partial_file_keeps_other_defaults)
 Test(config, empty_file_is_fine)
 {
     load_ok("");
-    cr_assert(cfg.consumer.batch == 1000);
+    cr_assert(cfg.consumer.batch == 2000);
 }
 
 Test(config, unknown_key_names_line_section_and_key)
