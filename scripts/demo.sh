@@ -3,10 +3,12 @@
 #
 # Starts nats-server (JetStream) and PostgreSQL under ./var on non-default
 # loopback ports (scripts/stack.sh), runs `invctl setup`, feeds the sample
-# stock, sales and returns in examples/ through inv-ingest, runs two
-# consumers until the stream is drained, prints the stock per location and
-# leaves the stack running. Safe to run again: ids are stable, so a second
-# run publishes nothing new (the counts say "duplicate").
+# stock, sales and returns in examples/ through inv-ingest and the sample
+# supplier feeds of examples/suppliers/ (EDI 846 and 856, CSV, JSON lines)
+# through inv-supplier's drop directory, runs two consumers until the
+# stream is drained, prints the stock per location and leaves the stack
+# running. Safe to run again: ids are stable, so a second run publishes
+# nothing new (the counts say "duplicate" or "already published").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,6 +28,18 @@ for f in examples/stock.jsonl examples/sales.jsonl examples/returns.csv; do
 done
 
 echo
+echo "== supplier feeds: examples/suppliers/ via the drop directory var/demo-drop/"
+"$BIN/invctl" supplier-map import examples/suppliers/sku-map.csv
+for f in acme:acme-846.edi globex:globex-856.edi initech:initech-stock.csv \
+    umbrella:umbrella-stock.jsonl; do
+    mkdir -p "var/demo-drop/inbox/${f%%:*}"
+    cp "examples/suppliers/${f#*:}" "var/demo-drop/inbox/${f%%:*}/"
+done
+"$BIN/inv-supplier" --config examples/suppliers/suppliers.ini --watch var/demo-drop --once \
+    2>>var/demo-suppliers.log
+echo "   archived: $(cd var/demo-drop && find archive -type f | sort | tr '\n' ' ')"
+
+echo
 echo "== two consumers, until the stream is drained"
 "$BIN/inv-consumer" --drain --name demo-consumer-1 2>>var/demo-consumers.log &
 c1=$!
@@ -36,7 +50,7 @@ wait "$c1" "$c2"
 
 echo
 echo "== stock per location"
-for sku in TSHIRT-BLK-M MUG-WHT-12OZ LAMP-OAK-01; do
+for sku in TSHIRT-BLK-M MUG-WHT-12OZ LAMP-OAK-01 WIDGET-L SPROCKET-20 PAPER-A4 UMB-200; do
     "$BIN/invctl" stock "$sku"
     echo
 done

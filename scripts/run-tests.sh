@@ -8,6 +8,7 @@
 #   SF_TEST_TIMEOUT  seconds one test binary may run (default 600)
 #   SF_LOCK_WAIT     seconds to wait for another run's test stack (default 1800)
 #   SF_TEST_VERBOSE  set: list every test, passing ones too
+#   SF_TEST_ONLY     run only the binaries whose name contains this
 #
 # Unit tests need nothing running. Integration tests get a private stack,
 # fresh every run (var/test-stack on ports 24222/28222/25432, wiped first,
@@ -60,8 +61,8 @@ ran_binaries=0
 list_tests() {
     local dir=$1
     [[ -d "$dir" ]] || return 0
-    find "$dir" -maxdepth 1 -type f -name 'test_*' ! -name '*.o' ! -name '*.d' -perm -u+x |
-        LC_ALL=C sort
+    find "$dir" -maxdepth 1 -type f -name "test_*${SF_TEST_ONLY:-}*" ! -name '*.o' ! -name '*.d' \
+        -perm -u+x | LC_ALL=C sort
 }
 
 # run_binary PATH [criterion args...]: run one binary, print its output and a

@@ -19,7 +19,7 @@ static void usage(FILE *out)
         out,
         "usage: invctl [--config FILE] COMMAND [ARGS]\n"
         "\n"
-        "Administers stockflow: streams, database, stock, channels, DLQ.\n"
+        "Administers stockflow: streams, database, stock, channels, supplier SKUs, DLQ.\n"
         "\n"
         "Commands:\n"
         "  setup                          create streams, consumer and tables (idempotent)\n"
@@ -34,6 +34,9 @@ static void usage(FILE *out)
         "  location set LOC --safety-stock N\n"
         "  channel add|set CH [--buffer N] [--locations L1,L2]\n"
         "  channel list [--json]\n"
+        "  supplier-map import FILE.csv   supplier SKUs -> ours (supplier,supplier_sku,sku\n"
+        "                                 [,units_per_pack]); all rows or none\n"
+        "  supplier-map list [--supplier ID] [--json]\n"
         "\n"
         "Options: --config FILE (INI), --help, --version. Environment INV_NATS_URL and\n"
         "INV_PG_DSN override the config. Exit: 0 ok, 1 failure, 2 usage error.\n");
@@ -56,9 +59,10 @@ static const struct {
     const char *name;
     int (*fn)(const sf_config *, int, char **);
 } COMMANDS[] = {
-    {"setup", cmd_setup},     {"stock", cmd_stock}, {"gen", cmd_gen},
-    {"status", cmd_status},   {"dlq", cmd_dlq},     {"location", cmd_location},
-    {"channel", cmd_channel},
+    {"setup", cmd_setup},     {"stock", cmd_stock},
+    {"gen", cmd_gen},         {"status", cmd_status},
+    {"dlq", cmd_dlq},         {"location", cmd_location},
+    {"channel", cmd_channel}, {"supplier-map", cmd_supplier_map},
 };
 
 int main(int argc, char **argv)
