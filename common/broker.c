@@ -25,6 +25,8 @@
 
 #include <nats/nats.h>
 
+#include "event.h"
+
 #define BROKER_URLS_MAX 2048 /* the whole comma-separated list */
 #define BROKER_URL_COUNT_MAX 32
 #define BROKER_TOKEN_MAX 64 /* subject tokens: DESIGN.md caps ids at 64 bytes */
@@ -1154,6 +1156,49 @@ struct sf_batch {
     batch__meta *meta; /* one per message, parsed lazily from the reply subject */
     size_t meta_cap;
 };
+
+sf_status sf_broker_ensure_channel_consumer(sf_broker *b, const char *channel, const char *durable,
+                                            sf_error *err)
+{
+    char subject[SF_SUBJECT_MAX];
+    sf_status st = sf_subject_channel(subject, sizeof subject, channel, err);
+    if (st)
+        return st;
+    if (!durable || !sf_is_token(durable))
+        return SF_ERR(err, SF_EINVAL, "consumer name '%s' must use only A-Z a-z 0-9 _ -",
+                      durable ? durable : "");
+    if ((st = broker__check_connected(b, err, "channel consumer", durable)))
+        return st;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, b->js, "INV_CHANNEL", durable, NULL, &code);
+    if (s == NATS_OK) {
+        const char *have = ci->Config && ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
+        bool same = !strcmp(have, subject);
+        jsConsumerInfo_Destroy(ci);
+        if (!same)
+            return SF_ERR(err, SF_EINVAL,
+                          "consumer INV_CHANNEL/%s exists with filter '%s', not '%s'", durable,
+                          have, subject);
+        return SF_OK;
+    }
+    if (code != JSConsumerNotFoundErr && s != NATS_NOT_FOUND)
+        return BROKER_ERR(err, broker__map_js(b, s, code), s, "consumer INV_CHANNEL/%s: info",
+                          durable);
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable;
+    cc.FilterSubject = subject;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = BROKER_MS_TO_NS(30000);
+    cc.DeliverPolicy = js_DeliverAll;
+    code = 0;
+    s = js_AddConsumer(NULL, b->js, "INV_CHANNEL", &cc, NULL, &code);
+    if (s != NATS_OK)
+        return BROKER_ERR(err, broker__map_js(b, s, code), s,
+                          "consumer INV_CHANNEL/%s: create (js code %d)", durable, (int)code);
+    return SF_OK;
+}
 
 sf_status sf_broker_pull_subscribe(sf_broker *b, const char *stream, const char *durable,
                                    sf_sub **out, sf_error *err)

@@ -234,6 +234,13 @@ SF_MUSTCHECK sf_status sf_broker_publish_sync(sf_broker *b, const char *subject,
 typedef struct sf_sub sf_sub;
 typedef struct sf_batch sf_batch;
 
+/* Create, if missing, the durable pull consumer `durable` on INV_CHANNEL
+ * that reads inv.chan.<channel> only (explicit ack, deliver all, ack wait
+ * 30 s): a channel connector's resumable cursor. An existing consumer with
+ * another filter is SF_EINVAL naming it. */
+SF_MUSTCHECK sf_status sf_broker_ensure_channel_consumer(sf_broker *b, const char *channel,
+                                                         const char *durable, sf_error *err);
+
 /* Bind to the existing durable pull consumer (never creates it):
  * SF_ENOTFOUND naming stream/durable if `invctl setup` has not run. */
 SF_MUSTCHECK sf_status sf_broker_pull_subscribe(sf_broker *b, const char *stream,

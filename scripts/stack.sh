@@ -303,6 +303,8 @@ logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_messages = warning
 log_connections = off
+# Commit times of the ledger: bench/convergence measures from the last one.
+track_commit_timestamp = on
 CONF
     if ! grep -q "^include_if_exists = 'stockflow.conf'" "$data/postgresql.conf"; then
         printf "\ninclude_if_exists = 'stockflow.conf'\n" | as_pg tee -a "$data/postgresql.conf" >/dev/null

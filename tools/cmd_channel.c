@@ -68,7 +68,7 @@ int cmd_location(const sf_config *cfg, int argc, char **argv)
         "INSERT INTO locations (location, safety_stock) VALUES ($1, $2)"
         " ON CONFLICT (location) DO UPDATE SET safety_stock = excluded.safety_stock",
         "INSERT INTO dirty (sku) SELECT DISTINCT sku FROM positions WHERE location = $1"
-        " ORDER BY 1 ON CONFLICT DO NOTHING"};
+        " ORDER BY 1 ON CONFLICT (sku) DO UPDATE SET marked_at = now()"};
     const int np[] = {2, 1};
     int rc = chan__run(cfg, "location set", sqls, np, params, 2);
     if (!rc)
@@ -125,7 +125,8 @@ static int chan__list(const sf_config *cfg, int json)
 int cmd_channel(const sf_config *cfg, int argc, char **argv)
 {
     const char *usage = "usage: invctl channel add|set CH [--buffer N] [--locations L1,L2]\n"
-                        "       invctl channel list [--json]\n";
+                        "       invctl channel list [--json]\n"
+                        "       invctl channel watch CH [--durable NAME] [--json] [--drain]\n";
     static const struct option longopts[] = {{"buffer", required_argument, NULL, 'b'},
                                              {"locations", required_argument, NULL, 'l'},
                                              {"json", no_argument, NULL, 'j'},
@@ -135,6 +136,8 @@ int cmd_channel(const sf_config *cfg, int argc, char **argv)
         return 2;
     }
     const char *action = argv[1];
+    if (!strcmp(action, "watch"))
+        return cmd_channel_watch(cfg, argc, argv);
     long long buffer = -1;
     const char *locations = NULL;
     int json = 0, opt;
@@ -190,11 +193,15 @@ int cmd_channel(const sf_config *cfg, int argc, char **argv)
         "INSERT INTO dirty (sku) SELECT DISTINCT p.sku FROM positions p"
         " WHERE p.location IN (SELECT location FROM channel_locations WHERE channel = $1"
         "  UNION SELECT unnest(string_to_array(NULLIF($3, ''), ',')))"
-        " ORDER BY 1 ON CONFLICT DO NOTHING",
-        "DELETE FROM channel_locations WHERE channel = $1 AND $3 <> ''",
+        " AND $2::text IS NOT NULL ORDER BY 1 ON CONFLICT (sku) DO UPDATE SET marked_at = now()",
+        "DELETE FROM channel_locations WHERE channel = $1 AND $3 <> '' AND $2::text IS NOT NULL",
         "INSERT INTO channel_locations (channel, location)"
-        " SELECT $1, unnest(string_to_array(NULLIF($3, ''), ',')) ON CONFLICT DO NOTHING",
-        "SELECT 1 FROM channels WHERE channel = $1 AND $2 = $2 AND $3 = $3"};
+        " SELECT $1, unnest(string_to_array(NULLIF($3, ''), ',')) WHERE $2::text IS NOT NULL"
+        " ON CONFLICT DO NOTHING",
+        /* set on a channel that does not exist is an error, not a no-op */
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM channels WHERE channel = $1)"
+        " THEN sf_raise('no such channel (invctl channel add ' || $1 || ')') END"
+        " WHERE $2::text IS NOT NULL AND $3::text IS NOT NULL"};
     const int np[] = {2, 3, 3, 3, 3};
     int rc = chan__run(cfg, is_add ? "channel add" : "channel set", sqls, np, params, 5);
     if (!rc)

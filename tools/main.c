@@ -34,6 +34,8 @@ static void usage(FILE *out)
         "  location set LOC --safety-stock N\n"
         "  channel add|set CH [--buffer N] [--locations L1,L2]\n"
         "  channel list [--json]\n"
+        "  channel watch CH [--durable NAME] [--json] [--drain]\n"
+        "                                 the channel's ChannelStock stream, resumable\n"
         "  supplier-map import FILE.csv   supplier SKUs -> ours (supplier,supplier_sku,sku\n"
         "                                 [,units_per_pack]); all rows or none\n"
         "  supplier-map list [--supplier ID] [--json]\n"

@@ -139,8 +139,12 @@ BEGIN
             WHERE p.sku = d.sku AND p.location = d.location AND d.delta <> 0 $q$;
     END IF;
 
-    INSERT INTO dirty (sku) SELECT DISTINCT sku FROM sf_applied ORDER BY 1
-    ON CONFLICT (sku) DO NOTHING;
+    -- DO UPDATE, not DO NOTHING: it locks the dirty row, so a reconciler
+    -- claiming the sku right now (004_reconciler.sql) is either waited for
+    -- (and the row re-inserted after its delete) or skips the sku; a change
+    -- can never slip past a claim that computed from older positions.
+    INSERT INTO dirty AS d (sku) SELECT DISTINCT sku FROM sf_applied ORDER BY 1
+    ON CONFLICT (sku) DO UPDATE SET marked_at = now();
     PERFORM pg_notify('inv_dirty', '');
     RETURN n;
 END

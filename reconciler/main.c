@@ -1,0 +1,288 @@
+/*
+ * inv-reconciler: keeps what every sales channel was told equal to what the
+ * ledger implies (sync.h), and runs the batch jobs that prove the books:
+ * audit (audit.h), full-sync, supplier-report (supplier_report.h).
+ *
+ * Continuous mode wakes on NOTIFY inv_dirty from the consumers' commits,
+ * with a polling fallback of [reconciler] poll_ms, and republishes versions
+ * left pending (by a crash or a lost ack) every few seconds.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "broker.h"
+#include "cli.h"
+#include "event_parse.h"
+#include "log.h"
+#include "progress.h"
+#include "supplier_report.h"
+#include "sync.h"
+
+enum { CLAIM_BATCH = 2000, REPUBLISH_EVERY_MS = 5000, REPUBLISH_AGE_MS = 5000, STATS_MS = 10000 };
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: inv-reconciler [--config FILE] [--drain]\n"
+            "       inv-reconciler [--config FILE] audit [--repair] [--json]\n"
+            "       inv-reconciler [--config FILE] full-sync [--json]\n"
+            "       inv-reconciler [--config FILE] supplier-report [--since T] [--json|--csv]\n"
+            "\n"
+            "Without a command: keeps every channel's published availability (ats) equal\n"
+            "to the stock. Claims the skus consumers marked dirty (any number of\n"
+            "reconcilers may run), records each changed ats as a new version in\n"
+            "channel_stock, publishes it to INV_CHANNEL (inv.chan.<channel>, msg id\n"
+            "<channel>:<sku>:<version>) and marks it sent. Wakes on NOTIFY inv_dirty, polls\n"
+            "every [reconciler] poll_ms. --drain: exit once nothing is dirty or pending.\n"
+            "\n"
+            "  audit            rebuild every position from the ledger alone and report each\n"
+            "                   drift (sku, location, field, stored, rebuilt); exit 1 if any;\n"
+            "                   --repair fixes them and marks the skus dirty\n"
+            "  full-sync        recompute every channel's ats for every sku and publish every\n"
+            "                   difference\n"
+            "  supplier-report  each supplier's latest COUNT per sku and location against\n"
+            "                   our book just before it (CSV, or --json); --since T (RFC 3339\n"
+            "                   or epoch ms) limits it to counts at or after T\n"
+            "\n"
+            "Batch jobs show progress on stderr (a bar on a terminal, plain lines\n"
+            "otherwise) and print their result on stdout. Environment: INV_NATS_URL,\n"
+            "INV_PG_DSN, INV_NOW_MS. Exit: 0 ok, 1 failure (or drift), 2 usage.\n");
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int connect_broker(const sf_config *cfg, sf_broker **b)
+{
+    sf_broker_opts bo;
+    sf_broker_opts_init(&bo);
+    bo.urls = cfg->nats.url;
+    bo.name = "inv-reconciler";
+    sf_error err;
+    if (sf_broker_connect(&bo, b, &err)) {
+        fprintf(stderr, "inv-reconciler: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* Claim until nothing is dirty. Returns 0, or 1 on a failure. */
+static int drain_dirty(const sf_config *cfg, rec_sync *s, rec_progress *p)
+{
+    for (;;) {
+        size_t claimed = 0;
+        sf_error err;
+        if (rec_sync_step(s, CLAIM_BATCH, sf_cli_now_ms(cfg), &claimed, &err)) {
+            fprintf(stderr, "inv-reconciler: %s\n", err.msg);
+            return 1;
+        }
+        if (p)
+            rec_progress_step(p, claimed);
+        if (claimed == 0 || sf_shutdown)
+            return 0;
+    }
+}
+
+static int run_continuous(const sf_config *cfg, bool drain)
+{
+    sf_broker *b = NULL;
+    if (connect_broker(cfg, &b))
+        return 1;
+    rec_sync *s = NULL;
+    sf_error err;
+    int rc = 1;
+    if (rec_sync_new(cfg, b, &s, &err)) {
+        fprintf(stderr, "inv-reconciler: %s\n", err.msg);
+        goto out;
+    }
+    sf_log(SF_LOG_INFO, "reconciling: claim batch %d, poll %d ms", CLAIM_BATCH,
+           cfg->reconciler.poll_ms);
+    /* Versions a previous run left pending go out first, unchanged. */
+    int64_t next_republish = 0, next_stats = mono_ms() + STATS_MS;
+    int backoff = 100;
+    while (!sf_shutdown) {
+        sf_status st = SF_OK;
+        if (mono_ms() >= next_republish) {
+            st = rec_sync_republish(s, sf_cli_now_ms(cfg) - (next_republish ? REPUBLISH_AGE_MS : 0),
+                                    &err);
+            next_republish = mono_ms() + REPUBLISH_EVERY_MS;
+        }
+        size_t claimed = 0;
+        if (!st)
+            st = rec_sync_step(s, CLAIM_BATCH, sf_cli_now_ms(cfg), &claimed, &err);
+        if (st) {
+            /* PostgreSQL away: wait and retry; nothing is lost (dirty rows stay). */
+            sf_log(SF_LOG_WARN, "%s (retrying in %d ms)", err.msg, backoff);
+            usleep((useconds_t)backoff * 1000);
+            backoff = backoff < 5000 ? backoff * 2 : 5000;
+            continue;
+        }
+        backoff = 100;
+        if (mono_ms() >= next_stats) {
+            const rec_sync_stats *x = rec_sync_stats_get(s);
+            sf_log(SF_LOG_INFO,
+                   "%" PRIu64 " skus claimed, %" PRIu64 " versions published, %" PRIu64
+                   " republished, %" PRIu64 " unacknowledged",
+                   x->skus, x->published, x->republished, x->failed);
+            next_stats = mono_ms() + STATS_MS;
+        }
+        if (claimed > 0)
+            continue;
+        if (drain)
+            break;
+        if (rec_sync_wait(s, cfg->reconciler.poll_ms, &err))
+            sf_log(SF_LOG_WARN, "%s", err.msg);
+    }
+    if (drain && rec_sync_republish(s, sf_cli_now_ms(cfg), &err))
+        fprintf(stderr, "inv-reconciler: %s\n", err.msg);
+    const rec_sync_stats *x = rec_sync_stats_get(s);
+    sf_log(SF_LOG_INFO,
+           "stopping: %" PRIu64 " skus claimed, %" PRIu64 " versions published, %" PRIu64
+           " republished, %" PRIu64 " unacknowledged",
+           x->skus, x->published, x->republished, x->failed);
+    rc = x->failed && drain ? 1 : 0;
+out:
+    rec_sync_free(s);
+    sf_broker_close(b);
+    return rc;
+}
+
+static int run_full_sync(const sf_config *cfg, bool json)
+{
+    sf_broker *b = NULL;
+    if (connect_broker(cfg, &b))
+        return 1;
+    rec_sync *s = NULL;
+    sf_error err;
+    int rc = 1;
+    uint64_t n = 0;
+    if (rec_sync_new(cfg, b, &s, &err) || rec_sync_republish(s, sf_cli_now_ms(cfg), &err) ||
+        rec_sync_mark_all(s, &n, &err)) {
+        fprintf(stderr, "inv-reconciler full-sync: %s\n", err.msg);
+        goto out;
+    }
+    rec_progress p;
+    rec_progress_begin(&p, stderr, "full-sync", n);
+    rc = drain_dirty(cfg, s, &p);
+    rec_progress_end(&p);
+    const rec_sync_stats *x = rec_sync_stats_get(s);
+    if (json) {
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "skus", (json_int_t)n, "claimed",
+                              (json_int_t)x->skus, "published", (json_int_t)x->published,
+                              "unacknowledged", (json_int_t)x->failed);
+        char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        if (t)
+            printf("%s\n", t);
+        free(t);
+        json_decref(o);
+    } else {
+        printf("full-sync: %" PRIu64 " skus recomputed, %" PRIu64
+               " channel versions published, %" PRIu64 " unacknowledged (left pending)\n",
+               x->skus, x->published, x->failed);
+    }
+    if (x->failed)
+        rc = 1;
+out:
+    rec_sync_free(s);
+    sf_broker_close(b);
+    return rc;
+}
+
+/* RFC 3339 or epoch ms. */
+static bool parse_time(const char *s, int64_t *out)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*s && !*end && v >= 0) {
+        *out = v;
+        return true;
+    }
+    sf_error err;
+    return sf_time_parse_rfc3339(s, strlen(s), out, &err) == SF_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"drain", no_argument, NULL, 'd'},
+                                             {"repair", no_argument, NULL, 'r'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"csv", no_argument, NULL, 'C'},
+                                             {"since", required_argument, NULL, 's'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *since = NULL;
+    bool drain = false, repair = false, json = false, csv = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'd': drain = true; break;
+        case 'r': repair = true; break;
+        case 'j': json = true; break;
+        case 'C': csv = true; break;
+        case 's': since = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("inv-reconciler %s\n", SF_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    const char *cmd = optind < argc ? argv[optind++] : NULL;
+    const char *why = NULL;
+    int64_t since_ms = 0;
+    if (optind < argc)
+        why = "unexpected argument";
+    else if (cmd && strcmp(cmd, "audit") && strcmp(cmd, "full-sync") &&
+             strcmp(cmd, "supplier-report"))
+        why = "unknown command (audit, full-sync, supplier-report)";
+    else if (drain && cmd)
+        why = "--drain goes with the continuous mode (no command)";
+    else if (repair && (!cmd || strcmp(cmd, "audit")))
+        why = "--repair goes with audit";
+    else if ((since || csv) && (!cmd || strcmp(cmd, "supplier-report")))
+        why = "--since and --csv go with supplier-report";
+    else if (json && csv)
+        why = "--json or --csv, not both";
+    else if (json && !cmd)
+        why = "--json goes with a command";
+    else if (since && !parse_time(since, &since_ms))
+        why = "--since: not an RFC 3339 time or epoch milliseconds";
+    if (why) {
+        fprintf(stderr, "inv-reconciler: %s\n", why);
+        usage(stderr);
+        return 2;
+    }
+    sf_config cfg;
+    int rc = sf_cli_load_config("inv-reconciler", config_path, &cfg);
+    if (rc)
+        return rc;
+    sf_log_init("inv-reconciler", SF_LOG_INFO);
+    sf_cli_handle_signals();
+    if (!cmd) {
+        rc = run_continuous(&cfg, drain);
+    } else if (!strcmp(cmd, "full-sync")) {
+        rc = run_full_sync(&cfg, json);
+    } else if (!strcmp(cmd, "audit")) {
+        rec_audit_opts o = {.repair = repair, .json = json};
+        rc = rec_audit(&cfg, &o, stdout, stderr);
+    } else {
+        rec_report_opts o = {.since_ms = since_ms, .json = json};
+        rc = rec_supplier_report(&cfg, &o, stdout, stderr);
+    }
+    sf_config_free(&cfg);
+    sf_broker_library_cleanup();
+    return rc;
+}
