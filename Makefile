@@ -133,9 +133,12 @@ fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $${FUZZ_SECONDS:-300}
 
+# make bench: the pipeline against its raw limits, then the channels'
+# convergence bound (bench/README.md).
 bench: deps
 	@$(MAKE) --no-print-directory bench-build
 	@BUILD=$(BUILD) BIN=$(BIN) bench/pipeline.sh
+	@BIN=$(BIN) bench/convergence.sh
 
 demo: deps all
 	@BIN=$(BIN) scripts/demo.sh

@@ -93,7 +93,7 @@ results=()
 printf '\n== stockflow channel convergence (bench/convergence.sh) ==\n'
 printf 'machine: %s cpus, %s; N=%s events a burst, %s runs, %s skus x %s locations, 3 channels\n\n' \
     "$(nproc)" "$(uname -r)" "$N" "$RUNS" "$SKUS" "$LOCATIONS"
-printf '  %-4s %10s %12s %12s %14s\n' run events/s "last commit" "last told" "convergence"
+printf '  %-4s %10s %12s %12s %14s\n' run "events/s*" "last commit" "last told" "convergence"
 for ((r = 1; r <= RUNS; r++)); do
     file="$STACK_DIR/burst-$r.jsonl"
     "$BIN/invctl" gen --seed $((SEED + r)) --events "$N" --skus "$SKUS" --locations "$LOCATIONS" \

@@ -344,12 +344,7 @@ else
 fi
 ratio=$(calc "$pipe / $limit")
 verdict=$(awk "BEGIN { print ($ratio >= 0.6) ? \"met\" : \"NOT met\" }")
-# The pipeline does the broker's work AND the database's work for every
-# event on the same cores; each raw limit had the machine to itself. If
-# each saturates the machine, the pipeline cannot beat 1/(1/nats + 1/pg).
-serial=$(calc "1 / (1 / $nats_lim + 1 / $pgc)")
-serial_ratio=$(calc "$serial / $limit")
-pipe_serial=$(calc "$pipe / $serial")
+
 
 p_nats=$(secs $((c1_nats - c0_nats)))
 p_pg=$(secs $((c1_pg - c0_pg)))
@@ -389,9 +384,6 @@ cpurow() {
     echo
     printf '  ratio = pipeline / min(raw NATS, raw PG %d conn) = %.0f / %.0f (%s) = %.2f   target >= 0.60: %s\n' \
         "$CONSUMERS" "$pipe" "$limit" "$limit_name" "$ratio" "$verdict"
-    printf '  shared-machine bound = 1 / (1/raw NATS + 1/raw PG) = %.0f events/s (%.2f of the lower limit);\n' \
-        "$serial" "$serial_ratio"
-    printf '  the pipeline reached %.2f of that bound\n' "$pipe_serial"
     echo "  (events/s = $distinct distinct events / time, except the two rows marked msg/s or lines/s)"
     echo
     echo "  CPU during each timed phase: core-seconds, then microseconds per distinct event"
