@@ -173,8 +173,8 @@ static void sender__publish(sf_sender *s, sender__item *it)
 {
     sf_error err;
     it->attempts++;
-    sf_status st = sf_publisher_publish(s->pub, it->subject, it->event_id, it->data, it->len, it,
-                                        &err);
+    sf_status st =
+        sf_publisher_publish(s->pub, it->subject, it->event_id, it->data, it->len, it, &err);
     if (st == SF_OK)
         return;
     if (s->opts.retry_for_ms > 0 && (it->attempts == 1 || it->attempts % 10 == 0))

@@ -40,9 +40,9 @@ typedef struct sf_send_outcome {
 typedef void (*sf_sender_cb)(void *closure, const sf_send_outcome *o);
 
 typedef struct sf_sender_opts {
-    int max_inflight;     /* publishes awaiting their ack (4096) */
-    int64_t retry_for_ms; /* keep re-publishing a failed event this long;
-                             0 = report the first failure (60000) */
+    int max_inflight;            /* publishes awaiting their ack (4096) */
+    int64_t retry_for_ms;        /* keep re-publishing a failed event this long;
+                                    0 = report the first failure (60000) */
     volatile sig_atomic_t *stop; /* optional: once set, failures are not retried */
     sf_sender_cb cb;             /* required */
     void *closure;
@@ -57,8 +57,7 @@ SF_MUSTCHECK sf_status sf_sender_new(sf_broker *b, const sf_sender_opts *opts, s
  * that cannot start now is queued for retry or reported as failed).
  * SF_EINVAL: the event has no valid subject or cannot be encoded; nothing
  * was sent and no outcome follows. SF_ENOMEM likewise. */
-SF_MUSTCHECK sf_status sf_sender_send(sf_sender *s, const sf_event *ev, void *token,
-                                      sf_error *err);
+SF_MUSTCHECK sf_status sf_sender_send(sf_sender *s, const sf_event *ev, void *token, sf_error *err);
 
 /* Deliver the outcomes that arrived and re-publish the retries that are
  * due; waits up to wait_ms for the first outcome. Returns how many
