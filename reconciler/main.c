@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +21,21 @@
 #include "audit.h"
 #include "broker.h"
 #include "cli.h"
+#include "expiry.h"
 #include "event_parse.h"
 #include "log.h"
 #include "progress.h"
 #include "supplier_report.h"
 #include "sync.h"
 
-enum { CLAIM_BATCH = 2000, REPUBLISH_EVERY_MS = 5000, REPUBLISH_AGE_MS = 5000, STATS_MS = 10000 };
+enum {
+    CLAIM_BATCH = 2000,
+    REPUBLISH_EVERY_MS = 5000,
+    REPUBLISH_AGE_MS = 5000,
+    STATS_MS = 10000,
+    EXPIRY_BATCH = 1000,
+    EXPIRY_EVERY_MS = 1000
+};
 
 static void usage(FILE *out)
 {
@@ -41,7 +50,9 @@ static void usage(FILE *out)
             "reconcilers may run), records each changed ats as a new version in\n"
             "channel_stock, publishes it to INV_CHANNEL (inv.chan.<channel>, msg id\n"
             "<channel>:<sku>:<version>) and marks it sent. Wakes on NOTIFY inv_dirty, polls\n"
-            "every [reconciler] poll_ms. --drain: exit once nothing is dirty or pending.\n"
+            "every [reconciler] poll_ms. Publishes the RELEASE of every reservation whose\n"
+            "expires_at has passed (INV_NOW_MS sets the clock for tests).\n"
+            "--drain: one expiry pass, then exit once nothing is dirty or pending.\n"
             "\n"
             "  audit            rebuild every position from the ledger alone and report each\n"
             "                   drift (sku, location, field, stored, rebuilt); exit 1 if any;\n"
@@ -101,16 +112,17 @@ static int run_continuous(const sf_config *cfg, bool drain)
     if (connect_broker(cfg, &b))
         return 1;
     rec_sync *s = NULL;
+    rec_expiry *exp = NULL;
     sf_error err;
     int rc = 1;
-    if (rec_sync_new(cfg, b, &s, &err)) {
+    if (rec_sync_new(cfg, b, &s, &err) || rec_expiry_new(cfg, b, &exp, &err)) {
         fprintf(stderr, "inv-reconciler: %s\n", err.msg);
         goto out;
     }
     sf_log(SF_LOG_INFO, "reconciling: claim batch %d, poll %d ms", CLAIM_BATCH,
            cfg->reconciler.poll_ms);
     /* Versions a previous run left pending go out first, unchanged. */
-    int64_t next_republish = 0, next_stats = mono_ms() + STATS_MS;
+    int64_t next_republish = 0, next_stats = mono_ms() + STATS_MS, next_expiry = 0;
     int backoff = 100;
     while (!sf_shutdown) {
         sf_status st = SF_OK;
@@ -118,6 +130,14 @@ static int run_continuous(const sf_config *cfg, bool drain)
             st = rec_sync_republish(s, sf_cli_now_ms(cfg) - (next_republish ? REPUBLISH_AGE_MS : 0),
                                     &err);
             next_republish = mono_ms() + REPUBLISH_EVERY_MS;
+        }
+        /* Expired reservations get their RELEASE; in --drain mode once only,
+         * since a RELEASE no consumer applied yet is found again. */
+        size_t expired = 0;
+        if (!st && mono_ms() >= next_expiry) {
+            st = rec_expiry_step(exp, EXPIRY_BATCH, sf_cli_now_ms(cfg), &expired, &err);
+            next_expiry =
+                drain ? INT64_MAX : mono_ms() + (expired == EXPIRY_BATCH ? 0 : EXPIRY_EVERY_MS);
         }
         size_t claimed = 0;
         if (!st)
@@ -154,6 +174,7 @@ static int run_continuous(const sf_config *cfg, bool drain)
            x->skus, x->published, x->republished, x->failed);
     rc = x->failed && drain ? 1 : 0;
 out:
+    rec_expiry_free(exp);
     rec_sync_free(s);
     sf_broker_close(b);
     return rc;

@@ -81,3 +81,23 @@ BEGIN
     RAISE EXCEPTION '%', msg;
 END
 $$;
+
+-- Reservations whose expiry has passed with something still outstanding
+-- (DESIGN.md "expiry"), oldest first. FOR UPDATE SKIP LOCKED on the one
+-- table: reconcilers running side by side split the work. Nothing is
+-- claimed for good: the RELEASE a reconciler publishes has a deterministic
+-- id, so until a consumer has applied it (outstanding 0) the row may be
+-- found again and the same id published again, which JetStream and the
+-- ledger drop.
+CREATE OR REPLACE FUNCTION sf_expired_reservations(batch int, now_ms bigint)
+RETURNS TABLE (ref text, sku text, location text, outstanding bigint, reserved bigint,
+               expires_at bigint)
+LANGUAGE sql AS $$
+    SELECT r.ref, r.sku, r.location, r.outstanding, r.reserved, r.expires_at
+    FROM reservations r
+    WHERE r.expires_at <= now_ms AND r.outstanding > 0 AND NOT r.never_expires
+      AND r.expires_at IS NOT NULL
+    ORDER BY r.expires_at, r.ref, r.sku, r.location
+    LIMIT batch
+    FOR UPDATE SKIP LOCKED
+$$;
