@@ -39,6 +39,8 @@ static void usage(FILE *out)
         "  supplier-map import FILE.csv   supplier SKUs -> ours (supplier,supplier_sku,sku\n"
         "                                 [,units_per_pack]); all rows or none\n"
         "  supplier-map list [--supplier ID] [--json]\n"
+        "  reservations list [--sku S] [--ref R] [--expired] [--older-than D] [--json]\n"
+        "                                 per order: reserved, released, sold, outstanding\n"
         "\n"
         "Options: --config FILE (INI), --help, --version. Environment INV_NATS_URL and\n"
         "INV_PG_DSN override the config. Exit: 0 ok, 1 failure, 2 usage error.\n");
@@ -61,10 +63,15 @@ static const struct {
     const char *name;
     int (*fn)(const sf_config *, int, char **);
 } COMMANDS[] = {
-    {"setup", cmd_setup},     {"stock", cmd_stock},
-    {"gen", cmd_gen},         {"status", cmd_status},
-    {"dlq", cmd_dlq},         {"location", cmd_location},
-    {"channel", cmd_channel}, {"supplier-map", cmd_supplier_map},
+    {"setup", cmd_setup},
+    {"stock", cmd_stock},
+    {"gen", cmd_gen},
+    {"status", cmd_status},
+    {"dlq", cmd_dlq},
+    {"location", cmd_location},
+    {"channel", cmd_channel},
+    {"supplier-map", cmd_supplier_map},
+    {"reservations", cmd_reservations},
 };
 
 int main(int argc, char **argv)

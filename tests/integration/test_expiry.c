@@ -84,6 +84,18 @@ Test(expiry, releases_exactly_the_outstanding_after_expires_at)
     reconcile_at(EXP - 1);
     sc_drain(1);
     cr_assert_eq(releases(), 0);
+    /* invctl reservations list --expired sees what the reconciler will release. */
+    char out[8192], now[24];
+    snprintf(now, sizeof now, "%" PRId64, (int64_t)(EXP + 1000));
+    setenv("INV_NOW_MS", now, 1);
+    const char *list[] = {"invctl", "reservations", "list", "--expired", "--json", NULL};
+    cr_assert_eq(fx_run(list, NULL, out, sizeof out, 30000), 0, "%s", out);
+    cr_assert(strstr(out, "\"ref\":\"o1\",\"sku\":\"MUG\",\"location\":\"DC-1\",\"reserved\":5,"
+                          "\"released\":0,\"sold\":2,\"outstanding\":3,"
+                          "\"expires_at\":\"2026-11-20T08:15:00.000Z\",\"expired\":true"),
+              "%s", out);
+    cr_assert(strstr(out, "\"ref\":\"o2\""), "%s", out);
+    cr_assert_null(strstr(out, "\"ref\":\"o3\""), "%s", out);
     /* After: o1 (5 reserved, 2 sold: 3 outstanding) and o2 (4) are released;
      * o3 had a RESERVE without expires_at: it never expires. */
     reconcile_at(EXP + 1000);
@@ -101,6 +113,9 @@ Test(expiry, releases_exactly_the_outstanding_after_expires_at)
     cr_assert_eq(fx_query_i64(sql), 4);
     cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'MUG'"), 3);
     cr_assert_eq(fx_query_i64("SELECT on_hand FROM positions WHERE sku = 'MUG'"), 18);
+    cr_assert_eq(fx_run(list, NULL, out, sizeof out, 30000), 0, "%s", out);
+    unsetenv("INV_NOW_MS");
+    cr_assert(!strncmp(out, "[]", 2), "still listed as expired: %s", out);
     /* Again: nothing new. */
     reconcile_at(EXP + 60000);
     sc_drain(1);
