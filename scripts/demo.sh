@@ -6,8 +6,9 @@
 # stock, sales and returns in examples/ through inv-ingest and the sample
 # supplier feeds of examples/suppliers/ (EDI 846 and 856, CSV, JSON lines)
 # through inv-supplier's drop directory, runs two consumers until the
-# stream is drained, prints the stock per location and leaves the stack
-# running. Safe to run again: ids are stable, so a second run publishes
+# stream is drained and the reconciler (channel availability, reservation
+# expiry), prints the stock per location and per channel and leaves the
+# stack running. Safe to run again: ids are stable, so a second run publishes
 # nothing new (the counts say "duplicate" or "already published").
 set -euo pipefail
 
@@ -22,8 +23,15 @@ echo "== setup"
 "$BIN/invctl" setup
 
 echo
-echo "== ingest examples/ (sales, returns, receipts, a transfer, a count, reservations)"
-for f in examples/stock.jsonl examples/sales.jsonl examples/returns.csv; do
+echo "== channels: web sells from DC-EAST and STORE-NYC (buffer 1), store-bos from STORE-BOS"
+"$BIN/invctl" channel add web --buffer 1 --locations DC-EAST,STORE-NYC 2>/dev/null ||
+    "$BIN/invctl" channel set web --buffer 1 --locations DC-EAST,STORE-NYC
+"$BIN/invctl" channel add store-bos --locations STORE-BOS 2>/dev/null ||
+    "$BIN/invctl" channel set store-bos --locations STORE-BOS
+
+echo
+echo "== ingest examples/ (sales, returns, receipts, a transfer, a count, orders reserving)"
+for f in examples/stock.jsonl examples/sales.jsonl examples/returns.csv examples/orders.jsonl; do
     "$BIN/inv-ingest" --file "$f" --rejects var/demo-rejects.txt 2>/dev/null
 done
 
@@ -39,17 +47,29 @@ done
     2>>var/demo-suppliers.log
 echo "   archived: $(cd var/demo-drop && find archive -type f | sort | tr '\n' ' ')"
 
-echo
-echo "== two consumers, until the stream is drained"
-"$BIN/inv-consumer" --drain --name demo-consumer-1 2>>var/demo-consumers.log &
-c1=$!
-"$BIN/inv-consumer" --drain --name demo-consumer-2 2>>var/demo-consumers.log &
-c2=$!
-wait "$c1" "$c2"
-"$BIN/invctl" status
+drain() { # two consumers until the stream is drained, then the reconciler
+    "$BIN/inv-consumer" --drain --name demo-consumer-1 2>>var/demo-consumers.log &
+    local c1=$!
+    "$BIN/inv-consumer" --drain --name demo-consumer-2 2>>var/demo-consumers.log &
+    local c2=$!
+    wait "$c1" "$c2"
+    "$BIN/inv-reconciler" --drain 2>>var/demo-reconciler.log
+}
 
 echo
-echo "== stock per location"
+echo "== two consumers until the stream is drained, then the reconciler"
+drain
+"$BIN/invctl" status
+echo
+echo "== order-7003 reserved 2 LAMP-OAK-01 and was abandoned: its hold expired at 11:00 on the 23rd,"
+echo "   the reconciler has just published its RELEASE (reservation-expiry); web was told:"
+"$BIN/invctl" stock LAMP-OAK-01 | sed -n '/^channel/,$p'
+drain
+echo "   ... and once the RELEASE is applied, web can sell those 2 again:"
+"$BIN/invctl" stock LAMP-OAK-01 | sed -n '/^channel/,$p'
+
+echo
+echo "== stock per location and per channel"
 for sku in TSHIRT-BLK-M MUG-WHT-12OZ LAMP-OAK-01 WIDGET-L SPROCKET-20 PAPER-A4 UMB-200; do
     "$BIN/invctl" stock "$sku"
     echo

@@ -1,5 +1,7 @@
 /*
- * invctl stock: positions of one sku, per location, from PostgreSQL.
+ * invctl stock: positions of one sku, per location, from PostgreSQL, and
+ * per channel: the ats the stock gives now (sf_channel_ats) next to the
+ * last value the channel was told (channel_stock, state sent).
  * available = on_hand - reserved - safety_stock(location); inbound is
  * floored at 0 when read (DESIGN.md "Derived").
  */
@@ -20,6 +22,14 @@ static const char STOCK_SQL[] =
     " WHERE p.sku = $1 AND ($2::text IS NULL OR p.location = $2)"
     " ORDER BY p.location";
 
+static const char CHANNEL_SQL[] =
+    "SELECT a.channel, a.ats, COALESCE(l.version, 0), COALESCE(l.ats, -1)"
+    " FROM sf_channel_ats(ARRAY[$1::text]) a"
+    " LEFT JOIN LATERAL (SELECT s.version, s.ats FROM channel_stock s"
+    "  WHERE s.channel = a.channel AND s.sku = a.sku AND s.state = 'sent'"
+    "  ORDER BY s.version DESC LIMIT 1) l ON true"
+    " ORDER BY 1";
+
 int cmd_stock(const sf_config *cfg, int argc, char **argv)
 {
     static const struct option longopts[] = {{"location", required_argument, NULL, 'l'},
@@ -33,10 +43,11 @@ int cmd_stock(const sf_config *cfg, int argc, char **argv)
         case 'l': location = optarg; break;
         case 'j': json = 1; break;
         case 'h':
-            printf(
-                "usage: invctl stock SKU [--location L] [--json]\n"
-                "Prints on_hand, reserved, available (after safety stock), inbound and\n"
-                "damaged per location, and the totals. Exit 1 if the sku has no stock record.\n");
+            printf("usage: invctl stock SKU [--location L] [--json]\n"
+                   "Prints on_hand, reserved, available (after safety stock), inbound and\n"
+                   "damaged per location, the totals (--json), and per channel the ats the stock\n"
+                   "gives now next to the last value the channel was told. Exit 1 if the sku\n"
+                   "has no stock record.\n");
             return 0;
         default: return 2;
         }
@@ -49,15 +60,18 @@ int cmd_stock(const sf_config *cfg, int argc, char **argv)
     sf_error err;
     sf_error_clear(&err);
     PGconn *pg = NULL;
-    PGresult *res = NULL;
+    PGresult *res = NULL, *chres = NULL;
     const char *params[2] = {sku, location};
     if (sf_db_connect(cfg->pg.dsn, &pg, &err) ||
-        sf_db_query(pg, STOCK_SQL, 2, params, &res, &err)) {
+        sf_db_query(pg, STOCK_SQL, 2, params, &res, &err) ||
+        sf_db_query(pg, CHANNEL_SQL, 1, params, &chres, &err)) {
         fprintf(stderr, "invctl stock: %s\n", err.msg);
+        PQclear(res);
         if (pg)
             PQfinish(pg);
         return 1;
     }
+    int nch = PQntuples(chres);
     int rows = PQntuples(res);
     int rc = 0;
     if (rows == 0) {
@@ -79,10 +93,20 @@ int cmd_stock(const sf_config *cfg, int argc, char **argv)
                                                   "available", (json_int_t)v[2], "inbound",
                                                   (json_int_t)v[3], "damaged", (json_int_t)v[4]));
         }
-        json_t *doc = json_pack("{s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}}", "sku", sku, "locations",
-                                locs, "totals", "on_hand", (json_int_t)tot[0], "reserved",
-                                (json_int_t)tot[1], "available", (json_int_t)tot[2], "inbound",
-                                (json_int_t)tot[3], "damaged", (json_int_t)tot[4]);
+        json_t *chans = json_array();
+        for (int r = 0; r < nch; r++) {
+            long long told = strtoll(PQgetvalue(chres, r, 3), NULL, 10);
+            json_array_append_new(
+                chans, json_pack("{s:s, s:I, s:o, s:I}", "channel", PQgetvalue(chres, r, 0), "ats",
+                                 (json_int_t)strtoll(PQgetvalue(chres, r, 1), NULL, 10), "told",
+                                 told < 0 ? json_null() : json_integer(told), "version",
+                                 (json_int_t)strtoll(PQgetvalue(chres, r, 2), NULL, 10)));
+        }
+        json_t *doc =
+            json_pack("{s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:o}", "sku", sku, "locations", locs,
+                      "totals", "on_hand", (json_int_t)tot[0], "reserved", (json_int_t)tot[1],
+                      "available", (json_int_t)tot[2], "inbound", (json_int_t)tot[3], "damaged",
+                      (json_int_t)tot[4], "channels", chans);
         char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("%s\n", s);
         free(s);
@@ -94,8 +118,18 @@ int cmd_stock(const sf_config *cfg, int argc, char **argv)
             printf("%-16s %9s %9s %9s %9s %9s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
                    PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), PQgetvalue(res, r, 4),
                    PQgetvalue(res, r, 5));
+        if (nch > 0)
+            printf("%-16s %9s %14s\n", "channel", "ats", "told (version)");
+        for (int r = 0; r < nch; r++) {
+            char told[48] = "-";
+            if (strtoll(PQgetvalue(chres, r, 3), NULL, 10) >= 0)
+                snprintf(told, sizeof told, "%s (v%s)", PQgetvalue(chres, r, 3),
+                         PQgetvalue(chres, r, 2));
+            printf("%-16s %9s %14s\n", PQgetvalue(chres, r, 0), PQgetvalue(chres, r, 1), told);
+        }
     }
     PQclear(res);
+    PQclear(chres);
     PQfinish(pg);
     return rc;
 }
