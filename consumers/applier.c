@@ -137,6 +137,13 @@ static sf_status applier__sideline(sf_applier *ap, sf_batch *batch, size_t i, co
     sf_log(SF_LOG_WARN, "sidelined %s:%" PRIu64 " to %s (dlq seq %" PRIu64 "): %s",
            src_subject ? src_subject : "?", seq, subject, dlq_seq, why);
     ap->stats.sidelined++;
+    char msg[SF_ERROR_MSG_MAX + 160];
+    snprintf(msg, sizeof msg, "%s:%" PRIu64 " sidelined to %s: %s", src_subject ? src_subject : "?",
+             seq, subject, why);
+    sf_ops_alert(ap->opts.ops, "sidelined", msg,
+                 json_pack("{s:s, s:I, s:s, s:I}", "subject", src_subject ? src_subject : "",
+                           "stream_seq", (json_int_t)seq, "reason", reason, "dlq_seq",
+                           (json_int_t)dlq_seq));
     return SF_OK;
 }
 

@@ -18,6 +18,8 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "ops.h"
+
 #include "broker.h"
 #include "codec.h"
 #include "ledger.h"
@@ -27,6 +29,7 @@ typedef struct sf_applier_opts {
     int64_t max_future_ms;   /* validation bound on occurred_at (300000) */
     int64_t now_ms_override; /* INV_NOW_MS; 0: the real clock */
     int backoff_max_ms;      /* cap of the retry backoff (5000) */
+    sf_ops *ops;             /* optional, borrowed: alert.sidelined goes here */
 } sf_applier_opts;
 
 void sf_applier_opts_init(sf_applier_opts *opts);

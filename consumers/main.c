@@ -7,6 +7,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "codec.h"
 #include "ledger.h"
 #include "log.h"
+#include "ops.h"
 
 static void usage(FILE *out)
 {
@@ -68,6 +70,7 @@ static int run(const sf_config *cfg, int batch_size, int drain, const char *name
     sf_sub *sub = NULL;
     sf_batch *batch = NULL;
     sf_applier *ap = NULL;
+    sf_ops *ops = NULL;
     int rc = 1;
 
     sf_broker_opts bo;
@@ -77,20 +80,21 @@ static int run(const sf_config *cfg, int batch_size, int drain, const char *name
     if (sf_broker_connect(&bo, &broker, &err) || sf_ledger_open(cfg->pg.dsn, &ledger, &err) ||
         sf_codec_new(&codec, &err) ||
         sf_broker_pull_subscribe(broker, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, &sub, &err) ||
-        sf_batch_new(&batch, &err))
+        sf_batch_new(&batch, &err) || sf_ops_open(cfg->ops.endpoint, name, &ops, &err))
         goto out;
     sf_applier_opts ao;
     sf_applier_opts_init(&ao);
     ao.max_deliver = cfg->consumer.max_deliver;
     ao.max_future_ms = cfg->ingest.max_future_ms;
     ao.now_ms_override = cfg->now_ms_override;
+    ao.ops = ops;
     if (sf_applier_new(broker, ledger, codec, &ao, &sf_shutdown, &ap, &err))
         goto out;
 
     sf_log(SF_LOG_INFO, "consuming %s/%s, batch %d", SF_STREAM_EVENTS, SF_CONSUMER_APPLIER,
            batch_size);
-    double last_report = now_s();
-    uint64_t last_msgs = 0;
+    double last_report = now_s(), last_metrics = last_report, busy_s = 0;
+    uint64_t last_msgs = 0, metrics_msgs = 0, metrics_batches = 0;
     int fetch_failures = 0;
     while (!sf_shutdown) {
         sf_status st = sf_sub_fetch(sub, batch_size, 1000, batch, &err);
@@ -104,12 +108,38 @@ static int run(const sf_config *cfg, int batch_size, int drain, const char *name
             nanosleep(&ts, NULL);
         } else {
             fetch_failures = 0;
+            double t0 = now_s();
             st = sf_applier_handle(ap, batch, &err);
+            busy_s += now_s() - t0;
             sf_batch_release(batch);
             if (st != SF_OK && !sf_shutdown)
                 sf_log(SF_LOG_ERROR, "batch not applied: %s", err.msg);
         }
         double t = now_s();
+        if (t - last_metrics >= 1.0) { /* metrics.<service> once a second */
+            const sf_applier_stats *s = sf_applier_stats_get(ap);
+            uint64_t lag = 0, unacked = 0, redelivered = 0, dlq = 0;
+            sf_error ierr;
+            if (sf_broker_consumer_info(broker, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, &lag,
+                                        &unacked, &redelivered, &ierr) ||
+                sf_broker_stream_info(broker, SF_STREAM_DLQ, &dlq, NULL, NULL, NULL, &ierr))
+                lag = unacked = dlq = 0;
+            uint64_t nb = s->batches - metrics_batches;
+            sf_ops_send(ops, "metrics.inv-consumer",
+                        json_pack("{s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name",
+                                  name, "events_per_s",
+                                  (double)(s->messages - metrics_msgs) / (t - last_metrics),
+                                  "batch_ms", nb ? busy_s * 1000.0 / (double)nb : 0.0, "lag",
+                                  (json_int_t)lag, "unacked", (json_int_t)unacked, "dlq",
+                                  (json_int_t)dlq, "applied", (json_int_t)s->applied, "duplicates",
+                                  (json_int_t)s->duplicates, "sidelined", (json_int_t)s->sidelined,
+                                  "retries", (json_int_t)s->retries, "ops_dropped",
+                                  (json_int_t)sf_ops_dropped(ops)));
+            metrics_msgs = s->messages;
+            metrics_batches = s->batches;
+            busy_s = 0;
+            last_metrics = t;
+        }
         if (t - last_report >= 5.0) {
             const sf_applier_stats *s = sf_applier_stats_get(ap);
             sf_log(SF_LOG_INFO,
@@ -131,6 +161,7 @@ out:
     if (rc)
         fprintf(stderr, "inv-consumer: %s\n", err.msg);
     sf_applier_free(ap);
+    sf_ops_close(ops);
     sf_batch_destroy(batch);
     sf_sub_free(sub);
     sf_codec_free(codec);

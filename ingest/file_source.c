@@ -6,6 +6,7 @@
 #include "file_source.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,28 @@ typedef struct file__run {
     const ingest_file_ctx *ctx;
     const char *path;
     ingest_file_stats *stats;
+    int64_t metrics_at_ms; /* last metrics message */
+    uint64_t metrics_lines;
 } file__run;
+
+/* metrics.inv-ingest, at most once a second (and once at the end). */
+static void file__metrics(file__run *r, bool final)
+{
+    int64_t now = sf_now_ms();
+    if (!r->ctx->ops || (!final && now - r->metrics_at_ms < 1000))
+        return;
+    double secs = r->metrics_at_ms ? (double)(now - r->metrics_at_ms) / 1000.0 : 0;
+    const ingest_file_stats *s = r->stats;
+    sf_ops_send(
+        r->ctx->ops, "metrics.inv-ingest",
+        json_pack("{s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "file", r->path, "lines_per_s",
+                  secs > 0 ? (double)(s->lines - r->metrics_lines) / secs : 0.0, "lines",
+                  (json_int_t)s->lines, "accepted", (json_int_t)s->accepted, "duplicate",
+                  (json_int_t)s->duplicate, "rejected", (json_int_t)s->rejected, "failed",
+                  (json_int_t)s->failed, "ops_dropped", (json_int_t)sf_ops_dropped(r->ctx->ops)));
+    r->metrics_at_ms = now;
+    r->metrics_lines = s->lines;
+}
 
 static void file__reject(file__run *r, uint64_t line, const char *reason)
 {
@@ -94,12 +116,15 @@ sf_status ingest_file_run(const ingest_file_ctx *ctx, const char *path, ingest_f
         if ((st = file__line(&r, sender, &item, err)))
             break;
         sf_sender_poll(sender, 0);
+        if ((stats->lines & 1023) == 0)
+            file__metrics(&r, false);
     }
     if (st)
         sf_error_prefix(err, "%s: ", r.path);
     /* Every line sent ends in an outcome: wait for all of them. */
     if (sender)
         sf_sender_finish(sender);
+    file__metrics(&r, true);
     sf_sender_free(sender);
     sf_feed_reader_free(reader);
     if (!is_stdin)

@@ -14,6 +14,7 @@
 
 #include "broker.h"
 #include "event_parse.h"
+#include "ops.h"
 #include "sender.h"
 
 typedef struct ingest_file_ctx {
@@ -23,6 +24,7 @@ typedef struct ingest_file_ctx {
     FILE *rejects;        /* NULL: rejects go to stderr only */
     int64_t retry_for_ms; /* how long to keep retrying an unpublished event */
     volatile sig_atomic_t *stop;
+    sf_ops *ops; /* optional: metrics.inv-ingest once a second */
 } ingest_file_ctx;
 
 typedef struct ingest_file_stats {

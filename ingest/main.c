@@ -18,6 +18,7 @@
 #include "event_parse.h"
 #include "file_source.h"
 #include "log.h"
+#include "ops.h"
 #include "zmq_source.h"
 
 enum { MAX_FILES = 256 };
@@ -61,6 +62,7 @@ static int run(const sf_config *cfg, const ingest_args *a)
     sf_error err;
     sf_error_clear(&err);
     sf_broker *broker = NULL;
+    sf_ops *ops = NULL;
     FILE *rejects = NULL;
     int rc = 1;
 
@@ -80,7 +82,8 @@ static int run(const sf_config *cfg, const ingest_args *a)
     sf_broker_opts_init(&bo);
     bo.urls = cfg->nats.url;
     bo.name = "inv-ingest";
-    if (sf_broker_connect(&bo, &broker, &err))
+    if (sf_broker_connect(&bo, &broker, &err) ||
+        sf_ops_open(cfg->ops.endpoint, "inv-ingest", &ops, &err))
         goto out;
 
     int failed = 0;
@@ -89,7 +92,8 @@ static int run(const sf_config *cfg, const ingest_args *a)
                             .parse = &po,
                             .rejects = rejects,
                             .retry_for_ms = (int64_t)a->retry_for_s * 1000,
-                            .stop = &sf_shutdown};
+                            .stop = &sf_shutdown,
+                            .ops = ops};
     for (int i = 0; i < a->n_files && !sf_shutdown; i++) {
         ingest_file_stats fs;
         sf_status st = ingest_file_run(&fctx, a->files[i], &fs, &err);
@@ -121,6 +125,7 @@ static int run(const sf_config *cfg, const ingest_args *a)
 out:
     if (err.status)
         fprintf(stderr, "inv-ingest: %s\n", err.msg);
+    sf_ops_close(ops);
     sf_broker_close(broker);
     if (rejects)
         fclose(rejects);

@@ -18,6 +18,7 @@
 #include "sender.h"
 
 struct rec_expiry {
+    sf_ops *ops;
     char dsn[SF_CONFIG_URL_MAX + 1];
     PGconn *conn;
     sf_sender *sender;
@@ -27,9 +28,17 @@ struct rec_expiry {
 static void expiry__outcome(void *closure, const sf_send_outcome *o)
 {
     rec_expiry *x = closure;
+    sf_event *ev = o->token;
     if (o->status == SF_OK) {
         x->published++;
         sf_log(SF_LOG_INFO, "reservation expired: RELEASE %s published", o->event_id);
+        char msg[256];
+        snprintf(msg, sizeof msg, "reservation %s of %s at %s expired: %" PRId64 " released",
+                 ev->has_ref ? ev->ref : "(no ref)", ev->sku, ev->location, ev->qty);
+        sf_ops_alert(x->ops, "reservation_expired", msg,
+                     json_pack("{s:s, s:s, s:s, s:s, s:I}", "event_id", o->event_id, "ref",
+                               ev->has_ref ? ev->ref : "", "sku", ev->sku, "location", ev->location,
+                               "qty", (json_int_t)ev->qty));
     } else if (o->status == SF_EDUP) {
         /* published before, not applied yet by a consumer: nothing new */
     } else {
@@ -37,14 +46,17 @@ static void expiry__outcome(void *closure, const sf_send_outcome *o)
         sf_log(SF_LOG_WARN, "expiry %s not published (found again next step): %s", o->event_id,
                o->error);
     }
+    free(ev);
 }
 
-sf_status rec_expiry_new(const sf_config *cfg, sf_broker *b, rec_expiry **out, sf_error *err)
+sf_status rec_expiry_new(const sf_config *cfg, sf_broker *b, sf_ops *ops, rec_expiry **out,
+                         sf_error *err)
 {
     *out = NULL;
     rec_expiry *x = calloc(1, sizeof *x);
     if (!x)
         return SF_ERR(err, SF_ENOMEM, "out of memory");
+    x->ops = ops;
     snprintf(x->dsn, sizeof x->dsn, "%s", cfg->pg.dsn);
     sf_sender_opts so;
     sf_sender_opts_init(&so);
@@ -121,7 +133,14 @@ sf_status rec_expiry_step(rec_expiry *x, int batch, int64_t now_ms, size_t *foun
                          strtoll(PQgetvalue(res, i, 4), NULL, 10),
                          strtoll(PQgetvalue(res, i, 5), NULL, 10), &ev);
         sf_error why;
-        if (sf_event_validate(&ev, now_ms, 0, &why) || sf_sender_send(x->sender, &ev, NULL, &why)) {
+        sf_event *copy = malloc(sizeof *copy); /* the outcome's token; freed there */
+        if (copy)
+            *copy = ev;
+        if (!copy || sf_event_validate(&ev, now_ms, 0, &why) ||
+            sf_sender_send(x->sender, &ev, copy, &why)) {
+            if (!copy)
+                snprintf(why.msg, sizeof why.msg, "out of memory");
+            free(copy);
             /* Cannot happen for rows the consumer wrote; say so if it does. */
             sf_log(SF_LOG_ERROR, "expiry of (%s, %s, %s) not publishable: %s",
                    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), why.msg);

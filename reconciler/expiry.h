@@ -23,11 +23,13 @@
 #include "broker.h"
 #include "config.h"
 #include "event.h"
+#include "ops.h"
 #include "sf_error.h"
 
 typedef struct rec_expiry rec_expiry;
 
-sf_status rec_expiry_new(const sf_config *cfg, sf_broker *b, rec_expiry **out,
+/* ops (borrowed, may be NULL) gets an alert.reservation_expired per RELEASE. */
+sf_status rec_expiry_new(const sf_config *cfg, sf_broker *b, sf_ops *ops, rec_expiry **out,
                          sf_error *err) SF_MUSTCHECK;
 void rec_expiry_free(rec_expiry *x);
 

@@ -24,6 +24,7 @@
 #include "expiry.h"
 #include "event_parse.h"
 #include "log.h"
+#include "ops.h"
 #include "progress.h"
 #include "supplier_report.h"
 #include "sync.h"
@@ -113,9 +114,11 @@ static int run_continuous(const sf_config *cfg, bool drain)
         return 1;
     rec_sync *s = NULL;
     rec_expiry *exp = NULL;
+    sf_ops *ops = NULL;
     sf_error err;
     int rc = 1;
-    if (rec_sync_new(cfg, b, &s, &err) || rec_expiry_new(cfg, b, &exp, &err)) {
+    if (sf_ops_open(cfg->ops.endpoint, "inv-reconciler", &ops, &err) ||
+        rec_sync_new(cfg, b, ops, &s, &err) || rec_expiry_new(cfg, b, ops, &exp, &err)) {
         fprintf(stderr, "inv-reconciler: %s\n", err.msg);
         goto out;
     }
@@ -123,6 +126,8 @@ static int run_continuous(const sf_config *cfg, bool drain)
            cfg->reconciler.poll_ms);
     /* Versions a previous run left pending go out first, unchanged. */
     int64_t next_republish = 0, next_stats = mono_ms() + STATS_MS, next_expiry = 0;
+    int64_t next_metrics = 0;
+    uint64_t expired_total = 0;
     int backoff = 100;
     while (!sf_shutdown) {
         sf_status st = SF_OK;
@@ -136,6 +141,7 @@ static int run_continuous(const sf_config *cfg, bool drain)
         size_t expired = 0;
         if (!st && mono_ms() >= next_expiry) {
             st = rec_expiry_step(exp, EXPIRY_BATCH, sf_cli_now_ms(cfg), &expired, &err);
+            expired_total += expired;
             next_expiry =
                 drain ? INT64_MAX : mono_ms() + (expired == EXPIRY_BATCH ? 0 : EXPIRY_EVERY_MS);
         }
@@ -150,6 +156,17 @@ static int run_continuous(const sf_config *cfg, bool drain)
             continue;
         }
         backoff = 100;
+        if (mono_ms() >= next_metrics) { /* metrics.<service> once a second */
+            const rec_sync_stats *m = rec_sync_stats_get(s);
+            sf_ops_send(ops, "metrics.inv-reconciler",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "skus_claimed",
+                                  (json_int_t)m->skus, "versions_published",
+                                  (json_int_t)m->published, "republished",
+                                  (json_int_t)m->republished, "unacknowledged",
+                                  (json_int_t)m->failed, "expired_found", (json_int_t)expired_total,
+                                  "ops_dropped", (json_int_t)sf_ops_dropped(ops)));
+            next_metrics = mono_ms() + 1000;
+        }
         if (mono_ms() >= next_stats) {
             const rec_sync_stats *x = rec_sync_stats_get(s);
             sf_log(SF_LOG_INFO,
@@ -176,6 +193,7 @@ static int run_continuous(const sf_config *cfg, bool drain)
 out:
     rec_expiry_free(exp);
     rec_sync_free(s);
+    sf_ops_close(ops);
     sf_broker_close(b);
     return rc;
 }
@@ -189,7 +207,7 @@ static int run_full_sync(const sf_config *cfg, bool json)
     sf_error err;
     int rc = 1;
     uint64_t n = 0;
-    if (rec_sync_new(cfg, b, &s, &err) || rec_sync_republish(s, sf_cli_now_ms(cfg), &err) ||
+    if (rec_sync_new(cfg, b, NULL, &s, &err) || rec_sync_republish(s, sf_cli_now_ms(cfg), &err) ||
         rec_sync_mark_all(s, &n, &err)) {
         fprintf(stderr, "inv-reconciler full-sync: %s\n", err.msg);
         goto out;

@@ -28,6 +28,7 @@ typedef struct sync__row {
 
 struct rec_sync {
     sf_broker *broker;
+    sf_ops *ops;
     PGconn *conn;
     char dsn[SF_CONFIG_URL_MAX + 1];
     sf_codec *codec;
@@ -66,13 +67,15 @@ static sf_status sync__connect(rec_sync *s, sf_error *err)
     return st;
 }
 
-sf_status rec_sync_new(const sf_config *cfg, sf_broker *b, rec_sync **out, sf_error *err)
+sf_status rec_sync_new(const sf_config *cfg, sf_broker *b, sf_ops *ops, rec_sync **out,
+                       sf_error *err)
 {
     *out = NULL;
     rec_sync *s = calloc(1, sizeof *s);
     if (!s)
         return SF_ERR(err, SF_ENOMEM, "out of memory");
     s->broker = b;
+    s->ops = ops;
     snprintf(s->dsn, sizeof s->dsn, "%s", cfg->pg.dsn);
     sf_status st = sf_codec_new(&s->codec, err);
     if (!st)
@@ -244,10 +247,17 @@ static sf_status sync__publish(rec_sync *s, sync__row *rows, size_t n, uint64_t 
         s->pub = NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (rows[i].acked == 1)
-            (*published)++;
-        else
+        if (rows[i].acked != 1) {
             s->stats.failed++;
+            continue;
+        }
+        (*published)++;
+        char topic[SF_STR_MAX + 16];
+        snprintf(topic, sizeof topic, "channel.%s", rows[i].cs.channel);
+        sf_ops_send(s->ops, topic,
+                    json_pack("{s:s, s:s, s:I, s:I}", "channel", rows[i].cs.channel, "sku",
+                              rows[i].cs.sku, "ats", (json_int_t)rows[i].cs.ats, "version",
+                              (json_int_t)rows[i].cs.version));
     }
     return sync__mark_sent(s, rows, n, err);
 }

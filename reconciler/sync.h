@@ -25,6 +25,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "ops.h"
 #include "sf_error.h"
 
 typedef struct rec_sync rec_sync;
@@ -38,8 +39,9 @@ typedef struct rec_sync_stats {
 } rec_sync_stats;
 
 /* Connects to PostgreSQL (cfg->pg.dsn) and listens on inv_dirty; publishes
- * through b (borrowed). */
-sf_status rec_sync_new(const sf_config *cfg, sf_broker *b, rec_sync **out,
+ * through b (borrowed); each version told also goes to the ops feed as
+ * channel.<channel> (ops borrowed, may be NULL). */
+sf_status rec_sync_new(const sf_config *cfg, sf_broker *b, sf_ops *ops, rec_sync **out,
                        sf_error *err) SF_MUSTCHECK;
 void rec_sync_free(rec_sync *s);
 

@@ -28,6 +28,7 @@
 #include "feed_run.h"
 #include "http_poll.h"
 #include "log.h"
+#include "ops.h"
 #include "supplier_config.h"
 
 enum { SCAN_MS = 1000, FILES_PER_SCAN = 1000 };
@@ -79,6 +80,8 @@ typedef struct supplier_env {
     const supplier_args *a;
     sf_broker *broker;
     PGconn *conn;
+    sf_ops *ops; /* metrics.inv-supplier, alert.circuit_open */
+    uint64_t feeds, published, duplicate, rejected, failed;
 } supplier_env;
 
 static void print_stats(const char *name, const sf_feed_stats *s, bool dry_run)
@@ -133,6 +136,11 @@ static sf_status run_doc(supplier_env *env, const sf_supplier *sup, const char *
                            .errors = errors};
     st = sf_feed_run(&ctx, name, data, len, stats, err);
     print_stats(name, stats, env->a->dry_run);
+    env->feeds++;
+    env->published += stats->published;
+    env->duplicate += stats->duplicate;
+    env->rejected += stats->rejected;
+    env->failed += stats->failed;
     return st;
 }
 
@@ -159,8 +167,19 @@ static int poll_http(supplier_env *env, const sf_supplier *sup, sf_http_poller *
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t mono = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (sf_http_poller_fetch(poller, mono, &res, &body, &len, &err)) {
+    sf_status fst = sf_http_poller_fetch(poller, mono, &res, &body, &len, &err);
+    if (sf_http_poller_circuit_opened(poller)) {
+        char msg[SF_ERROR_MSG_MAX + 160];
+        snprintf(msg, sizeof msg, "%s: circuit open after %d failed polls: %s", sup->id,
+                 sf_http_poller_failures(poller), err.msg);
+        sf_log(SF_LOG_WARN, "%s", msg);
+        sf_ops_alert(env->ops, "circuit_open", msg,
+                     json_pack("{s:s, s:i}", "supplier", sup->id, "failures",
+                               sf_http_poller_failures(poller)));
+    }
+    if (fst) {
         sf_log(SF_LOG_ERROR, "%s: %s", sup->id, err.msg);
+        free(body);
         return 1;
     }
     if (res == SF_POLL_NOT_MODIFIED || res == SF_POLL_CIRCUIT_OPEN) {
@@ -372,6 +391,13 @@ static int run_watch(supplier_env *env, const sf_suppliers *sups)
             if (pollers[i] && mono >= sf_http_poller_next_at(pollers[i]))
                 (void)poll_http(env, sup, pollers[i], NULL);
         }
+        sf_ops_send(env->ops, "metrics.inv-supplier",
+                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "suppliers",
+                              (json_int_t)sups->n, "feeds", (json_int_t)env->feeds, "published",
+                              (json_int_t)env->published, "duplicate", (json_int_t)env->duplicate,
+                              "rejected", (json_int_t)env->rejected, "failed",
+                              (json_int_t)env->failed, "ops_dropped",
+                              (json_int_t)sf_ops_dropped(env->ops)));
         if (env->a->once)
             break;
         for (int t = 0; t < SCAN_MS / 50 && !sf_shutdown; t++)
@@ -412,6 +438,10 @@ static int run(const sf_config *cfg, const supplier_args *a)
         rc = 2;
         goto out;
     }
+    if (sf_ops_open(a->dry_run ? "" : cfg->ops.endpoint, "inv-supplier", &env.ops, &err)) {
+        fprintf(stderr, "inv-supplier: %s\n", err.msg);
+        goto out;
+    }
     if (!a->dry_run) {
         sf_broker_opts bo;
         sf_broker_opts_init(&bo);
@@ -439,6 +469,7 @@ static int run(const sf_config *cfg, const supplier_args *a)
         sf_http_poller_free(p);
     }
 out:
+    sf_ops_close(env.ops);
     sf_broker_close(env.broker);
     PQfinish(env.conn);
     sf_suppliers_free(&sups);

@@ -41,6 +41,8 @@ static void usage(FILE *out)
         "  supplier-map list [--supplier ID] [--json]\n"
         "  reservations list [--sku S] [--ref R] [--expired] [--older-than D] [--json]\n"
         "                                 per order: reserved, released, sold, outstanding\n"
+        "  ops tail [TOPIC] [--count N] [--timeout S]\n"
+        "                                 print the ops feed ([ops] sub_endpoint)\n"
         "\n"
         "Options: --config FILE (INI), --help, --version. Environment INV_NATS_URL and\n"
         "INV_PG_DSN override the config. Exit: 0 ok, 1 failure, 2 usage error.\n");
@@ -72,6 +74,7 @@ static const struct {
     {"channel", cmd_channel},
     {"supplier-map", cmd_supplier_map},
     {"reservations", cmd_reservations},
+    {"ops", cmd_ops},
 };
 
 int main(int argc, char **argv)
