@@ -137,8 +137,8 @@ static void sender__deliver(sf_sender *s, sender__item *it, sf_status st, uint64
                          .error = error ? error : "",
                          .attempts = it->attempts};
     s->pending--;
+    s->opts.cb(s->opts.closure, &o); /* o.event_id points into it: free after */
     free(it);
-    s->opts.cb(s->opts.closure, &o);
 }
 
 /* A failed publish: again later, or its final failure now. */
