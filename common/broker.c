@@ -1550,7 +1550,7 @@ sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs
 
 sf_status sf_broker_consumer_info(sf_broker *b, const char *stream, const char *durable,
                                   uint64_t *num_pending, uint64_t *num_ack_pending,
-                                  uint64_t *num_redelivered, sf_error *err)
+                                  uint64_t *num_redelivered, uint64_t *ack_floor, sf_error *err)
 {
     if (!b || !stream || !*stream || !durable || !*durable)
         return SF_ERR(err, SF_EINVAL, "consumer info: stream and durable are required");
@@ -1569,6 +1569,8 @@ sf_status sf_broker_consumer_info(sf_broker *b, const char *stream, const char *
         *num_ack_pending = ci->NumAckPending > 0 ? (uint64_t)ci->NumAckPending : 0;
     if (num_redelivered)
         *num_redelivered = ci->NumRedelivered > 0 ? (uint64_t)ci->NumRedelivered : 0;
+    if (ack_floor)
+        *ack_floor = ci->AckFloor.Stream;
     jsConsumerInfo_Destroy(ci);
     return SF_OK;
 }

@@ -288,10 +288,13 @@ SF_MUSTCHECK sf_status sf_batch_in_progress_all(sf_batch *bt, sf_error *err);
 SF_MUSTCHECK sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs,
                                              uint64_t *bytes, uint64_t *first_seq,
                                              uint64_t *last_seq, sf_error *err);
+/* num_pending: lag (stored, not yet delivered); num_ack_pending: delivered,
+ * not yet acknowledged; ack_floor: the stream sequence up to which every
+ * message is acknowledged. */
 SF_MUSTCHECK sf_status sf_broker_consumer_info(sf_broker *b, const char *stream,
                                                const char *durable, uint64_t *num_pending,
                                                uint64_t *num_ack_pending, uint64_t *num_redelivered,
-                                               sf_error *err);
+                                               uint64_t *ack_floor, sf_error *err);
 
 /* A copy of one stored message (js_GetMsg). */
 typedef struct sf_stored_msg sf_stored_msg;

@@ -55,7 +55,7 @@ static int drained(sf_broker *b)
     uint64_t pending = 0, ack_pending = 0, redelivered = 0;
     sf_error err;
     if (sf_broker_consumer_info(b, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, &pending, &ack_pending,
-                                &redelivered, &err) != SF_OK)
+                                &redelivered, NULL, &err) != SF_OK)
         return 0;
     return pending == 0 && ack_pending == 0;
 }
@@ -121,7 +121,7 @@ static int run(const sf_config *cfg, int batch_size, int drain, const char *name
             uint64_t lag = 0, unacked = 0, redelivered = 0, dlq = 0;
             sf_error ierr;
             if (sf_broker_consumer_info(broker, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, &lag,
-                                        &unacked, &redelivered, &ierr) ||
+                                        &unacked, &redelivered, NULL, &ierr) ||
                 sf_broker_stream_info(broker, SF_STREAM_DLQ, &dlq, NULL, NULL, NULL, &ierr))
                 lag = unacked = dlq = 0;
             uint64_t nb = s->batches - metrics_batches;

@@ -52,30 +52,31 @@ int cmd_status(const sf_config *cfg, int argc, char **argv)
     sf_error_clear(&err);
     sf_broker *b = NULL;
     uint64_t ev_msgs = 0, dlq_msgs = 0, ch_msgs = 0, bytes, first, last, pending = 0,
-             ack_pending = 0, redelivered = 0;
+             ack_pending = 0, redelivered = 0, ack_floor = 0, ev_last = 0;
     int rc = 1;
     if (status__connect(cfg, &b, &err) ||
-        sf_broker_stream_info(b, SF_STREAM_EVENTS, &ev_msgs, &bytes, &first, &last, &err) ||
+        sf_broker_stream_info(b, SF_STREAM_EVENTS, &ev_msgs, &bytes, &first, &ev_last, &err) ||
         sf_broker_stream_info(b, SF_STREAM_DLQ, &dlq_msgs, &bytes, &first, &last, &err) ||
         sf_broker_stream_info(b, SF_STREAM_CHANNEL, &ch_msgs, &bytes, &first, &last, &err) ||
         sf_broker_consumer_info(b, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, &pending, &ack_pending,
-                                &redelivered, &err)) {
+                                &redelivered, &ack_floor, &err)) {
         fprintf(stderr, "invctl status: %s\n", err.msg);
         goto out;
     }
     if (json)
-        status__print_json(
-            json_pack("{s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I}}", "events", (json_int_t)ev_msgs,
-                      "dlq", (json_int_t)dlq_msgs, "channel", (json_int_t)ch_msgs, "consumer",
-                      "name", SF_CONSUMER_APPLIER, "pending", (json_int_t)pending, "ack_pending",
-                      (json_int_t)ack_pending, "redelivered", (json_int_t)redelivered));
+        status__print_json(json_pack(
+            "{s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I, s:I, s:I}}", "events", (json_int_t)ev_msgs,
+            "dlq", (json_int_t)dlq_msgs, "channel", (json_int_t)ch_msgs, "consumer", "name",
+            SF_CONSUMER_APPLIER, "pending", (json_int_t)pending, "ack_pending",
+            (json_int_t)ack_pending, "redelivered", (json_int_t)redelivered, "ack_floor",
+            (json_int_t)ack_floor, "last_seq", (json_int_t)ev_last));
     else
-        printf("INV_EVENTS   %" PRIu64 " messages\n"
+        printf("INV_EVENTS   %" PRIu64 " messages (last seq %" PRIu64 ")\n"
                "INV_DLQ      %" PRIu64 " messages\n"
                "INV_CHANNEL  %" PRIu64 " messages\n"
                "stock-applier: %" PRIu64 " pending (lag), %" PRIu64 " unacknowledged, %" PRIu64
-               " redelivered\n",
-               ev_msgs, dlq_msgs, ch_msgs, pending, ack_pending, redelivered);
+               " redelivered, ack floor %" PRIu64 "\n",
+               ev_msgs, ev_last, dlq_msgs, ch_msgs, pending, ack_pending, redelivered, ack_floor);
     rc = 0;
 out:
     sf_broker_close(b);

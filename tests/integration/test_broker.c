@@ -462,7 +462,7 @@ Test(broker, fetch_and_ack_drain_the_consumer)
     int64_t deadline = now_ms() + 5000;
     while (now_ms() < deadline) {
         cr_assert(sf_broker_consumer_info(b, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, &pending,
-                                          &ack_pending, &redelivered, &err) == SF_OK,
+                                          &ack_pending, &redelivered, NULL, &err) == SF_OK,
                   "%s", err.msg);
         if (pending == 0 && ack_pending == 0)
             break;
@@ -508,7 +508,7 @@ Test(broker, nak_redelivers_with_delivery_count_2)
     cr_assert(len == 5 && memcmp(d, "hello", 5) == 0);
     uint64_t redelivered = 0;
     cr_assert(sf_broker_consumer_info(b, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, NULL, NULL,
-                                      &redelivered, &err) == SF_OK);
+                                      &redelivered, NULL, &err) == SF_OK);
     cr_assert(redelivered == 1);
     cr_assert(sf_batch_in_progress(bt, 0, &err) == SF_OK, "%s", err.msg);
     cr_assert(sf_batch_ack_sync(bt, 0, &err) == SF_OK, "%s", err.msg);
