@@ -116,6 +116,11 @@ sf_status ingest_file_run(const ingest_file_ctx *ctx, const char *path, ingest_f
         if ((st = file__line(&r, sender, &item, err)))
             break;
         sf_sender_poll(sender, 0);
+        /* Backpressure: while JetStream is slow or away, events waiting for
+         * their ack or a retry pile up; stop reading until they drain, so
+         * memory stays bounded by the window, whatever the file's size. */
+        while (sf_sender_pending(sender) >= (size_t)ctx->max_inflight && !*ctx->stop)
+            sf_sender_poll(sender, 100);
         if ((stats->lines & 1023) == 0)
             file__metrics(&r, false);
     }

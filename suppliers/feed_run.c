@@ -218,6 +218,10 @@ static sf_status feed__row(feed__run *r, const sf_sku_map *map, sf_sender *sende
         } else if ((st = sf_sender_send(sender, &ev, (void *)(uintptr_t)row->ordinal, &why)) ==
                    SF_OK) {
             sf_sender_poll(sender, 0);
+            /* Backpressure: bounded memory while JetStream is slow or away. */
+            while (sf_sender_pending(sender) >= (size_t)ctx->max_inflight &&
+                   !(ctx->stop && *ctx->stop))
+                sf_sender_poll(sender, 100);
             return SF_OK;
         } else if (st != SF_EINVAL) {
             return sf_error_set(err, st, why.file, why.line, "%s", why.msg);
