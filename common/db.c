@@ -57,6 +57,21 @@ sf_status sf_db_fail(PGconn *conn, const PGresult *res, const char *what, sf_err
     return SF_ERR(err, st, "postgres: %s: %s", what, line);
 }
 
+sf_status sf_db_ensure(PGconn **conn, const char *dsn, bool *fresh, sf_error *err)
+{
+    if (fresh)
+        *fresh = false;
+    if (*conn && PQstatus(*conn) == CONNECTION_OK)
+        return SF_OK;
+    if (*conn)
+        PQfinish(*conn);
+    *conn = NULL;
+    sf_status st = sf_db_connect(dsn, conn, err);
+    if (!st && fresh)
+        *fresh = true;
+    return st;
+}
+
 /* Keep res when it succeeded; otherwise classify, free it and fail. */
 static sf_status db__check(PGconn *conn, PGresult *res, const char *sql, sf_error *err)
 {

@@ -11,12 +11,19 @@
 #define SF_DB_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sf_error.h"
 
 /* Connect to dsn. On failure *out is NULL and the error is SF_EUNAVAIL. */
 sf_status sf_db_connect(const char *dsn, PGconn **out, sf_error *err) SF_MUSTCHECK;
+
+/* Keep *conn usable for a long-running service: when it is NULL or its
+ * connection is broken, close it and connect again to dsn. *fresh (may be
+ * NULL) tells whether a new connection was made (session state such as
+ * LISTEN must then be set up again). SF_EUNAVAIL while PostgreSQL is down. */
+sf_status sf_db_ensure(PGconn **conn, const char *dsn, bool *fresh, sf_error *err) SF_MUSTCHECK;
 
 /* Classify a failed result (res may be NULL) into err, prefixed by what. */
 sf_status sf_db_fail(PGconn *conn, const PGresult *res, const char *what, sf_error *err);

@@ -98,7 +98,7 @@ static bool parse__int64(const char *s, size_t len, int64_t *out)
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t parse__days_from_civil(int64_t y, unsigned m, unsigned d)
+int64_t sf_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -121,7 +121,7 @@ static void parse__civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned 
     *y = yoe + era * 400 + (*m <= 2);
 }
 
-static unsigned parse__days_in_month(int64_t y, unsigned m)
+unsigned sf_days_in_month(int64_t y, unsigned m)
 {
     static const unsigned days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
@@ -130,7 +130,7 @@ static unsigned parse__days_in_month(int64_t y, unsigned m)
 }
 
 /* Fixed-width decimal digits s[0..n). */
-static bool parse__digits(const char *s, size_t n, unsigned *out)
+bool sf_parse_digits(const char *s, size_t n, unsigned *out)
 {
     unsigned v = 0;
     for (size_t i = 0; i < n; i++) {
@@ -147,11 +147,11 @@ sf_status sf_time_parse_rfc3339(const char *s, size_t len, int64_t *out_ms, sf_e
     char q[200];
     unsigned y, mo, d, h, mi, sec, frac_ms = 0;
     const char *why = "expected YYYY-MM-DDTHH:MM:SS[.sss] and Z or +hh:mm";
-    if (len < 20 || !parse__digits(s, 4, &y) || s[4] != '-' || !parse__digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !parse__digits(s + 8, 2, &d) ||
-        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !parse__digits(s + 11, 2, &h) ||
-        s[13] != ':' || !parse__digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !parse__digits(s + 17, 2, &sec))
+    if (len < 20 || !sf_parse_digits(s, 4, &y) || s[4] != '-' || !sf_parse_digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !sf_parse_digits(s + 8, 2, &d) ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !sf_parse_digits(s + 11, 2, &h) ||
+        s[13] != ':' || !sf_parse_digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !sf_parse_digits(s + 17, 2, &sec))
         goto fail;
     size_t i = 19;
     if (s[i] == '.') {
@@ -171,8 +171,8 @@ sf_status sf_time_parse_rfc3339(const char *s, size_t len, int64_t *out_ms, sf_e
         i++;
     } else if (i < len && (s[i] == '+' || s[i] == '-')) {
         unsigned oh, om;
-        if (len - i < 6 || !parse__digits(s + i + 1, 2, &oh) || s[i + 3] != ':' ||
-            !parse__digits(s + i + 4, 2, &om))
+        if (len - i < 6 || !sf_parse_digits(s + i + 1, 2, &oh) || s[i + 3] != ':' ||
+            !sf_parse_digits(s + i + 4, 2, &om))
             goto fail;
         if (oh > 23 || om > 59) {
             why = "offset out of range";
@@ -192,7 +192,7 @@ sf_status sf_time_parse_rfc3339(const char *s, size_t len, int64_t *out_ms, sf_e
         why = "month out of range";
         goto fail;
     }
-    if (d < 1 || d > parse__days_in_month(y, mo)) {
+    if (d < 1 || d > sf_days_in_month(y, mo)) {
         why = "day out of range for the month";
         goto fail;
     }
@@ -204,7 +204,7 @@ sf_status sf_time_parse_rfc3339(const char *s, size_t len, int64_t *out_ms, sf_e
         why = sec == 60 ? "leap second 60 is not supported" : "second out of range";
         goto fail;
     }
-    int64_t days = parse__days_from_civil(y, mo, d);
+    int64_t days = sf_days_from_civil(y, mo, d);
     int64_t secs = days * 86400 + (int64_t)(h * 3600 + mi * 60 + sec) - offset_min * 60;
     *out_ms = secs * 1000 + frac_ms;
     return SF_OK;

@@ -92,6 +92,13 @@ enum {
 sf_status sf_event_format_json(const sf_event *ev, unsigned flags, char *buf, size_t size,
                                size_t *len, sf_error *err) SF_MUSTCHECK;
 
+/* Calendar helpers shared by every text parser of times (proleptic
+ * Gregorian, UTC): days since 1970-01-01 of a civil date; days in a month
+ * (m 1..12); n fixed-width decimal digits of s (false if any is not one). */
+int64_t sf_days_from_civil(int64_t y, unsigned m, unsigned d);
+unsigned sf_days_in_month(int64_t y, unsigned m);
+bool sf_parse_digits(const char *s, size_t n, unsigned *out);
+
 /* --- feed reader ---------------------------------------------------------- */
 
 typedef enum sf_feed_format {

@@ -108,11 +108,7 @@ void rec_expiry_event(const char *ref, const char *sku, const char *location, in
 sf_status rec_expiry_step(rec_expiry *x, int batch, int64_t now_ms, size_t *found, sf_error *err)
 {
     *found = 0;
-    if (x->conn && PQstatus(x->conn) != CONNECTION_OK) {
-        PQfinish(x->conn);
-        x->conn = NULL;
-    }
-    sf_status st = x->conn ? SF_OK : sf_db_connect(x->dsn, &x->conn, err);
+    sf_status st = sf_db_ensure(&x->conn, x->dsn, NULL, err);
     if (st)
         return st;
     char b[16], now[24];

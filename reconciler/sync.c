@@ -56,13 +56,9 @@ static sf_status sync__ensure_publisher(rec_sync *s, sf_error *err)
 
 static sf_status sync__connect(rec_sync *s, sf_error *err)
 {
-    if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
-        return SF_OK;
-    if (s->conn)
-        PQfinish(s->conn);
-    s->conn = NULL;
-    sf_status st = sf_db_connect(s->dsn, &s->conn, err);
-    if (!st)
+    bool fresh = false;
+    sf_status st = sf_db_ensure(&s->conn, s->dsn, &fresh, err);
+    if (!st && fresh)
         st = sf_db_exec(s->conn, "LISTEN inv_dirty", err);
     return st;
 }

@@ -269,37 +269,6 @@ sf_status sf_adapter_defaults_configure(const sf_config *cfg, const char *sectio
 
 /* --- time ------------------------------------------------------------------------ */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t adapter__days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static unsigned adapter__days_in_month(unsigned y, unsigned m)
-{
-    static const unsigned days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-        return 29;
-    return days[m - 1];
-}
-
-static bool adapter__digits(const char *s, size_t n, unsigned *out)
-{
-    unsigned v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (unsigned)(s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
 static bool adapter__all_digits(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -327,19 +296,19 @@ sf_status sf_adapter_time_parse(const char *s, size_t len, const sf_feed_ctx *ct
         goto check;
     }
     unsigned y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
-    if (len < 10 || !adapter__digits(s, 4, &y) || s[4] != '-' || !adapter__digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !adapter__digits(s + 8, 2, &d))
+    if (len < 10 || !sf_parse_digits(s, 4, &y) || s[4] != '-' || !sf_parse_digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !sf_parse_digits(s + 8, 2, &d))
         goto fail;
     size_t i = 10;
     if (i == len) {
         date_only = true;
     } else {
         if ((s[i] != 'T' && s[i] != 't' && s[i] != ' ') || len - i < 6 ||
-            !adapter__digits(s + 11, 2, &h) || s[13] != ':' || !adapter__digits(s + 14, 2, &mi))
+            !sf_parse_digits(s + 11, 2, &h) || s[13] != ':' || !sf_parse_digits(s + 14, 2, &mi))
             goto fail;
         i = 16;
         if (i < len && s[i] == ':') {
-            if (len - i < 3 || !adapter__digits(s + 17, 2, &sec))
+            if (len - i < 3 || !sf_parse_digits(s + 17, 2, &sec))
                 goto fail;
             i = 19;
             if (i < len && s[i] == '.') {
@@ -372,7 +341,7 @@ sf_status sf_adapter_time_parse(const char *s, size_t len, const sf_feed_ctx *ct
         why = "month out of range";
         goto fail;
     }
-    if (d < 1 || d > adapter__days_in_month(y, mo)) {
+    if (d < 1 || d > sf_days_in_month(y, mo)) {
         why = "day out of range for the month";
         goto fail;
     }
@@ -380,8 +349,7 @@ sf_status sf_adapter_time_parse(const char *s, size_t len, const sf_feed_ctx *ct
         why = "hour, minute or second out of range";
         goto fail;
     }
-    int64_t local =
-        (adapter__days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000 + frac;
+    int64_t local = (sf_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000 + frac;
     ms = local - (int64_t)ctx->tz_offset_s * 1000;
     if (date_only) {
         /* the end of that day, or the read time on the day of reading */

@@ -108,11 +108,7 @@ static void print_stats(const char *name, const sf_feed_stats *s, bool dry_run)
 /* (Re)connect PostgreSQL when needed: the sku map and checkpoints. */
 static sf_status ensure_db(supplier_env *env, sf_error *err)
 {
-    if (env->conn && PQstatus(env->conn) == CONNECTION_OK)
-        return SF_OK;
-    PQfinish(env->conn);
-    env->conn = NULL;
-    return sf_db_connect(env->cfg->pg.dsn, &env->conn, err);
+    return sf_db_ensure(&env->conn, env->cfg->pg.dsn, NULL, err);
 }
 
 static sf_status run_doc(supplier_env *env, const sf_supplier *sup, const char *name,
