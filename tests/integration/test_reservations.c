@@ -128,7 +128,7 @@ static void check(const sf_event *all, size_t n_all)
     }
     for (int sku = 0; sku < SKUS; sku++)
         for (int loc = 0; loc < LOCS; loc++) {
-            char s[16], l[16];
+            char s[32], l[32];
             snprintf(s, sizeof s, "R-SKU-%d", sku);
             snprintf(l, sizeof l, "R-LOC-%d", loc);
             int64_t total = 0;
