@@ -34,7 +34,8 @@ SUPPLIER_LIB := $(BUILD)/libsuppliers.a
 # service folder -> binary name
 SERVICES   := ingest:inv-ingest consumers:inv-consumer tools:invctl \
               $(if $(wildcard suppliers/main.c),suppliers:inv-supplier) \
-              $(if $(wildcard reconciler/main.c),reconciler:inv-reconciler)
+              $(if $(wildcard reconciler/main.c),reconciler:inv-reconciler) \
+              $(if $(wildcard api/main.c),api:inv-api)
 BINARIES   := $(foreach s,$(SERVICES),$(BIN)/$(word 2,$(subst :, ,$(s))))
 
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))

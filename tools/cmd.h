@@ -20,6 +20,7 @@ int cmd_channel(const sf_config *cfg, int argc, char **argv);
 int cmd_channel_watch(const sf_config *cfg, int argc, char **argv);
 int cmd_supplier_map(const sf_config *cfg, int argc, char **argv);
 int cmd_reservations(const sf_config *cfg, int argc, char **argv);
+int cmd_apikey(const sf_config *cfg, int argc, char **argv);
 int cmd_ops(const sf_config *cfg, int argc, char **argv);
 
 /* Parse a whole decimal int64 in [min, max]; prints "invctl: OPT: ..." and

@@ -41,6 +41,9 @@ static void usage(FILE *out)
         "  supplier-map list [--supplier ID] [--json]\n"
         "  reservations list [--sku S] [--ref R] [--expired] [--older-than D] [--json]\n"
         "                                 per order: reserved, released, sold, outstanding\n"
+        "  apikey add NAME --scope read|ingest|admin [--ini]\n"
+        "                                 prints the key once (sf_<id>_<secret>), stores a hash\n"
+        "  apikey list [--json] | apikey revoke ID|NAME\n"
         "  ops tail [TOPIC] [--count N] [--timeout S]\n"
         "                                 print the ops feed ([ops] sub_endpoint)\n"
         "\n"
@@ -74,6 +77,7 @@ static const struct {
     {"channel", cmd_channel},
     {"supplier-map", cmd_supplier_map},
     {"reservations", cmd_reservations},
+    {"apikey", cmd_apikey},
     {"ops", cmd_ops},
 };
 

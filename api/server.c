@@ -1,0 +1,622 @@
+/*
+ * server: threads, routing, authentication and replies (see server.h).
+ *
+ * Order of checks for every request, so each answer says the first thing
+ * wrong: path well-formed (400) -> a route matches (404) -> method GET or
+ * HEAD (405) -> API key (401 / 403; 503 while the key table could never be
+ * read) -> path parameters (400) -> query (414 too long, 400 bad) ->
+ * PostgreSQL (404 unknown, 503 down). Every reply but /metrics is JSON;
+ * errors are {"error": "...", "field": "..." | null}. Requests evhttp itself
+ * refuses before routing (request line or headers over the limit, a method
+ * token it does not know, a malformed request line) get libevent's own
+ * short HTML 400, 413 or 501 reply (not counted in /metrics).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "log.h"
+#include "metrics.h"
+#include "query.h"
+#include "request.h"
+
+#define SRV_TICK_MS 100
+#define SRV_LEDGER_LIMIT_DEFAULT 100
+#define SRV_LEDGER_LIMIT_MAX 1000
+
+/* Scopes the read routes accept: ingest keys are for writing only. */
+#define SRV_READ_SCOPES ((unsigned)(SF_APIKEY_READ | SF_APIKEY_ADMIN))
+
+typedef struct api_worker {
+    struct api_server *srv;
+    int idx;
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *tick;
+    api_db *db;
+    api_metrics metrics;
+    pthread_t thread;
+    bool running;
+    bool pg_down; /* logged the outage already; cleared by the next success */
+} api_worker;
+
+struct api_server {
+    char *pg_dsn;
+    char *nats_url;
+    int max_batch;
+    sf_apikey_ring *ring;
+    atomic_bool stop;
+    int n_workers;
+    api_worker *workers;
+    pthread_mutex_t nats_mu; /* guards broker creation */
+    sf_broker *broker;       /* NULL until /healthz first connects */
+    atomic_bool nats_down;   /* the outage is logged already */
+};
+
+static int64_t srv__mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ----------------------------------------------------------------- replies --- */
+
+typedef struct srv__ctx {
+    api_worker *w;
+    struct evhttp_request *req;
+    api_route route;
+    int64_t t0_us;
+} srv__ctx;
+
+static void srv__send(srv__ctx *c, int code, const char *ctype, struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(c->req);
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    const char *reason = NULL; /* evhttp's phrase, except where it has none */
+    if (code == 414)
+        reason = "URI Too Long";
+    else if (code == 431)
+        reason = "Request Header Fields Too Large";
+    evhttp_send_reply(c->req, code, reason, body);
+    api_metrics_observe(&c->w->metrics, c->route, code, (uint64_t)(srv__mono_us() - c->t0_us));
+}
+
+static int srv__dump_cb(const char *buf, size_t size, void *data)
+{
+    return evbuffer_add(data, buf, size);
+}
+
+/* Send j (taken over) as the JSON body. */
+static void srv__json(srv__ctx *c, int code, json_t *j)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b || !j || json_dump_callback(j, srv__dump_cb, b, JSON_COMPACT) != 0) {
+        if (b)
+            evbuffer_free(b);
+        json_decref(j);
+        evhttp_send_error(c->req, 500, NULL);
+        api_metrics_observe(&c->w->metrics, c->route, 500, 0);
+        return;
+    }
+    evbuffer_add(b, "\n", 1);
+    json_decref(j);
+    srv__send(c, code, "application/json", b);
+    evbuffer_free(b);
+}
+
+static void srv__error(srv__ctx *c, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void srv__error(srv__ctx *c, int code, const char *field, const char *fmt, ...)
+{
+    char msg[API_ERROR_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *e = json_object();
+    json_t *m = json_string(msg); /* messages quote input through sf_str_quote */
+    json_object_set_new(e, "error", m ? m : json_string("invalid request"));
+    json_object_set_new(e, "field", field && *field ? json_string(field) : json_null());
+    srv__json(c, code, e);
+}
+
+/* PostgreSQL answered: an outage this thread logged is over. */
+static void srv__db_ok(srv__ctx *c)
+{
+    if (c->w->pg_down)
+        sf_log(SF_LOG_INFO, "thread %d: postgres answers again", c->w->idx);
+    c->w->pg_down = false;
+}
+
+/* A failed query: 404 for an unknown thing (naming field and what), 503
+ * when PostgreSQL is away (the detail goes to the log, once per outage,
+ * not to the client), 500 otherwise. */
+static void srv__db_error(srv__ctx *c, sf_status st, const sf_error *err, const char *field,
+                          const char *what)
+{
+    if (st == SF_ENOTFOUND) {
+        srv__db_ok(c);
+        srv__error(c, 404, field, "%s %s: %s", field, what, err->msg);
+        return;
+    }
+    if (st == SF_EUNAVAIL) {
+        if (!c->w->pg_down)
+            sf_log(SF_LOG_WARN, "thread %d: %s (answering 503 until it is back)", c->w->idx,
+                   err->msg);
+        c->w->pg_down = true;
+        srv__error(c, 503, NULL, "database unavailable: PostgreSQL does not answer; retry later");
+        return;
+    }
+    sf_log(SF_LOG_ERROR, "%s: %s", api_route_name(c->route), err->msg);
+    srv__error(c, 500, NULL, "internal error");
+}
+
+/* ---------------------------------------------------------------- handlers --- */
+
+static void srv__stock(srv__ctx *c, const api_request *rq)
+{
+    json_t *j = NULL;
+    sf_error err;
+    sf_status st = api_db_stock(c->w->db, rq->sku, &j, &err);
+    if (st) {
+        char q[SF_STR_MAX * 4 + 8];
+        sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
+        srv__db_error(c, st, &err, "sku", q);
+        return;
+    }
+    srv__db_ok(c);
+    srv__json(c, 200, j);
+}
+
+static void srv__stock_location(srv__ctx *c, const api_request *rq)
+{
+    json_t *j = NULL;
+    sf_error err;
+    sf_status st = api_db_stock_location(c->w->db, rq->sku, rq->location, &j, &err);
+    if (st) {
+        char q[SF_STR_MAX * 4 + 8], what[SF_STR_MAX * 5 + 32];
+        sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
+        snprintf(what, sizeof what, "%s at %s", q, rq->location);
+        srv__db_error(c, st, &err, "sku", what);
+        return;
+    }
+    srv__db_ok(c);
+    srv__json(c, 200, j);
+}
+
+static void srv__channel_stock(srv__ctx *c, const api_request *rq)
+{
+    size_t n = 0;
+    const char **skus = malloc((rq->n_query ? rq->n_query : 1) * sizeof *skus);
+    if (!skus) {
+        srv__error(c, 500, NULL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < rq->n_query; i++) {
+        if (rq->query[i].value_len == 0) {
+            free(skus);
+            srv__error(c, 400, "sku", "field sku: must not be empty (parameter %zu)", i + 1);
+            return;
+        }
+        skus[n++] = rq->query[i].value;
+    }
+    if (n == 0) {
+        free(skus);
+        srv__error(c, 400, "sku", "field sku: give at least one (?sku=A&sku=B, at most %d)",
+                   c->w->srv->max_batch);
+        return;
+    }
+    json_t *j = NULL;
+    sf_error err;
+    sf_status st = api_db_channel_stock(c->w->db, rq->channel, skus, n, &j, &err);
+    free(skus);
+    if (st) {
+        srv__db_error(c, st, &err, "channel", rq->channel);
+        return;
+    }
+    srv__db_ok(c);
+    srv__json(c, 200, j);
+}
+
+/* A whole decimal number in [min, max] from a query value. */
+static bool srv__int_param(srv__ctx *c, const api_request *rq, const char *key, long long min,
+                           long long max, long long *out)
+{
+    size_t seen = 0;
+    const char *v = NULL;
+    for (size_t i = 0; i < rq->n_query; i++) {
+        if (!strcmp(rq->query[i].key, key)) {
+            seen++;
+            v = rq->query[i].value;
+        }
+    }
+    if (seen == 0)
+        return true;
+    if (seen > 1) {
+        srv__error(c, 400, key, "field %s: given %zu times", key, seen);
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno || x < min || x > max || v[0] == '+' || v[0] == ' ') {
+        char q[SF_STR_MAX * 4 + 8];
+        sf_str_quote(v, strlen(v), q, sizeof q);
+        srv__error(c, 400, key, "field %s: %s is not a whole number in %lld..%lld", key, q, min,
+                   max);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static void srv__ledger(srv__ctx *c, const api_request *rq)
+{
+    long long limit = SRV_LEDGER_LIMIT_DEFAULT, after = 0;
+    if (!srv__int_param(c, rq, "limit", 1, SRV_LEDGER_LIMIT_MAX, &limit) ||
+        !srv__int_param(c, rq, "after", 0, INT64_MAX, &after))
+        return;
+    const char *location = NULL;
+    size_t nloc = 0;
+    for (size_t i = 0; i < rq->n_query; i++) {
+        if (!strcmp(rq->query[i].key, "location")) {
+            nloc++;
+            location = rq->query[i].value;
+        }
+    }
+    if (nloc > 1) {
+        srv__error(c, 400, "location", "field location: given %zu times", nloc);
+        return;
+    }
+    if (location && !sf_is_token(location)) {
+        char q[SF_STR_MAX * 4 + 8];
+        sf_str_quote(location, strlen(location), q, sizeof q);
+        srv__error(c, 400, "location",
+                   "field location: %s is not a location id (only A-Z a-z "
+                   "0-9 _ -)",
+                   q);
+        return;
+    }
+    json_t *j = NULL;
+    sf_error err;
+    sf_status st = api_db_ledger(c->w->db, rq->sku, location, after, (int)limit, &j, &err);
+    if (st) {
+        char q[SF_STR_MAX * 4 + 8];
+        sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
+        srv__db_error(c, st, &err, "sku", q);
+        return;
+    }
+    srv__db_ok(c);
+    srv__json(c, 200, j);
+}
+
+/* NATS is up when JetStream answers an API request (a missing stream is
+ * an answer too). The connection is made on first use and then kept; it
+ * reconnects by itself. */
+static sf_status srv__nats_check(api_server *s, sf_error *err)
+{
+    sf_status st = SF_OK;
+    pthread_mutex_lock(&s->nats_mu);
+    if (!s->broker) {
+        sf_broker_opts bo;
+        sf_broker_opts_init(&bo);
+        bo.urls = s->nats_url;
+        bo.name = "inv-api";
+        bo.connect_timeout_ms = 1000;
+        bo.js_wait_ms = 1000;
+        st = sf_broker_connect(&bo, &s->broker, err);
+    }
+    sf_broker *b = s->broker;
+    pthread_mutex_unlock(&s->nats_mu);
+    if (st)
+        return st;
+    st = sf_broker_stream_info(b, SF_STREAM_EVENTS, NULL, NULL, NULL, NULL, err);
+    return st == SF_ENOTFOUND ? SF_OK : st;
+}
+
+static void srv__healthz(srv__ctx *c)
+{
+    sf_error perr, nerr;
+    sf_status ps = api_db_ping(c->w->db, &perr);
+    sf_status ns = srv__nats_check(c->w->srv, &nerr);
+    json_t *j = json_object(), *down = json_array();
+    json_object_set_new(j, "status", json_string(ps || ns ? "unavailable" : "ok"));
+    json_object_set_new(j, "postgres", json_string(ps ? "down" : "ok"));
+    json_object_set_new(j, "nats", json_string(ns ? "down" : "ok"));
+    if (ps) {
+        json_array_append_new(down, json_string("postgres"));
+        if (!c->w->pg_down)
+            sf_log(SF_LOG_WARN, "healthz: %s", perr.msg);
+        c->w->pg_down = true;
+    } else {
+        srv__db_ok(c);
+    }
+    if (ns) {
+        json_array_append_new(down, json_string("nats"));
+        if (!atomic_exchange(&c->w->srv->nats_down, true))
+            sf_log(SF_LOG_WARN, "healthz: %s", nerr.msg);
+    } else if (atomic_exchange(&c->w->srv->nats_down, false)) {
+        sf_log(SF_LOG_INFO, "healthz: nats answers again");
+    }
+    json_object_set_new(j, "down", down);
+    if (ps || ns)
+        json_object_set_new(j, "error",
+                            json_string(ps && ns ? "postgres and nats down"
+                                        : ps     ? "postgres down"
+                                                 : "nats down"));
+    srv__json(c, ps || ns ? 503 : 200, j);
+}
+
+static void srv__metrics(srv__ctx *c)
+{
+    api_server *s = c->w->srv;
+    const api_metrics *sets[API_THREADS_MAX];
+    for (int i = 0; i < s->n_workers; i++)
+        sets[i] = &s->workers[i].metrics;
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        srv__error(c, 500, NULL, "out of memory");
+        return;
+    }
+    api_metrics_render(sets, (size_t)s->n_workers, b);
+    size_t cfg_keys = 0, db_keys = 0;
+    bool loaded = false;
+    sf_apikey_ring_counts(s->ring, &cfg_keys, &db_keys, &loaded);
+    evbuffer_add_printf(b,
+                        "# HELP inv_api_keys API keys known, by source (revoked included).\n"
+                        "# TYPE inv_api_keys gauge\n"
+                        "inv_api_keys{source=\"config\"} %zu\n"
+                        "inv_api_keys{source=\"table\"} %zu\n"
+                        "# HELP inv_api_threads Serving threads.\n"
+                        "# TYPE inv_api_threads gauge\n"
+                        "inv_api_threads %d\n",
+                        cfg_keys, db_keys, s->n_workers);
+    srv__send(c, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+/* ------------------------------------------------------------------ routing --- */
+
+static bool srv__authorized(srv__ctx *c)
+{
+    const char *auth =
+        evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
+    sf_apikey_verdict v = sf_apikey_ring_check(c->w->srv->ring, auth, SRV_READ_SCOPES, NULL, NULL);
+    switch (v) {
+    case SF_APIKEY_OK: return true;
+    case SF_APIKEY_FORBIDDEN:
+        srv__error(c, 403, "authorization", "%s: this route needs scope read or admin",
+                   sf_apikey_verdict_str(v));
+        return false;
+    case SF_APIKEY_UNAVAILABLE:
+        srv__error(c, 503, "authorization", "%s", sf_apikey_verdict_str(v));
+        return false;
+    default:
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "WWW-Authenticate",
+                          "Bearer realm=\"inv-api\"");
+        srv__error(c, 401, "authorization", "%s", sf_apikey_verdict_str(v));
+        return false;
+    }
+}
+
+static void srv__dispatch(srv__ctx *c, api_request *rq, bool params_ok, const char *query)
+{
+    api_server *s = c->w->srv;
+    if (c->route == API_R_HEALTHZ) {
+        srv__healthz(c);
+        return;
+    }
+    if (!srv__authorized(c))
+        return;
+    if (!params_ok) {
+        srv__error(c, rq->status, rq->field, "%s", rq->error);
+        return;
+    }
+    if (c->route == API_R_METRICS) {
+        srv__metrics(c);
+        return;
+    }
+    size_t qmax =
+        c->route == API_R_CHANNEL_STOCK ? (size_t)s->max_batch * 200 + 1024 : API_QUERY_MAX;
+    if (query && strlen(query) > qmax) {
+        srv__error(c, 414, "query", "query string of %zu bytes, longer than %zu", strlen(query),
+                   qmax);
+        return;
+    }
+    static const char *const none[] = {NULL};
+    static const char *const skus[] = {"sku", NULL};
+    static const char *const ledger[] = {"location", "limit", "after", NULL};
+    bool ok;
+    switch (c->route) {
+    case API_R_CHANNEL_STOCK:
+        ok = api_request_query(rq, query, (size_t)s->max_batch, skus, "sku");
+        break;
+    case API_R_LEDGER: ok = api_request_query(rq, query, 8, ledger, "query"); break;
+    default: ok = api_request_query(rq, query, 8, none, "query"); break;
+    }
+    if (!ok) {
+        srv__error(c, rq->status, rq->field, "%s", rq->error);
+        return;
+    }
+    switch (c->route) {
+    case API_R_STOCK: srv__stock(c, rq); break;
+    case API_R_STOCK_LOCATION: srv__stock_location(c, rq); break;
+    case API_R_CHANNEL_STOCK: srv__channel_stock(c, rq); break;
+    case API_R_LEDGER: srv__ledger(c, rq); break;
+    default: srv__error(c, 404, "path", "no such route"); break;
+    }
+}
+
+static void srv__on_request(struct evhttp_request *req, void *arg)
+{
+    srv__ctx c = {.w = arg, .req = req, .route = API_R_UNKNOWN, .t0_us = srv__mono_us()};
+    api_request rq;
+    memset(&rq, 0, sizeof rq);
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *path = u ? evhttp_uri_get_path(u) : NULL;
+    const char *query = u ? evhttp_uri_get_query(u) : NULL;
+    bool params_ok = api_request_route(&rq, path);
+    c.route = rq.route;
+    if (rq.route == API_R_UNKNOWN) {
+        srv__error(&c, rq.status, rq.field, "%s", rq.error);
+    } else {
+        enum evhttp_cmd_type m = evhttp_request_get_command(req);
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+            srv__error(&c, 405, "method", "method not allowed: use GET");
+        } else {
+            srv__dispatch(&c, &rq, params_ok, query);
+        }
+    }
+    api_request_free(&rq);
+}
+
+/* ------------------------------------------------------------------ threads --- */
+
+static void srv__on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    api_worker *w = arg;
+    if (atomic_load(&w->srv->stop))
+        event_base_loopbreak(w->base);
+}
+
+static void *srv__worker_main(void *arg)
+{
+    api_worker *w = arg;
+    sf_error err;
+    if (api_db_ping(w->db, &err)) /* warm the connection; requests retry */
+        sf_log(SF_LOG_WARN, "thread %d: %s (connecting again on the next request)", w->idx,
+               err.msg);
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static sf_status srv__worker_init(api_server *s, api_worker *w, int idx, const api_server_opts *o,
+                                  sf_error *err)
+{
+    w->srv = s;
+    w->idx = idx;
+    api_metrics_init(&w->metrics);
+    sf_status st = api_db_new(o->pg_dsn, &w->db, err);
+    if (st)
+        return st;
+    if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base)))
+        return SF_ERR(err, SF_ENOMEM, "libevent: cannot create an event base");
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    /* Room for a full channel batch in the request line. */
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)o->max_batch * 200 + 16384);
+    evhttp_set_max_body_size(w->http, API_MAX_BODY);
+    evhttp_set_timeout(w->http, API_TIMEOUT_S);
+    evhttp_set_gencb(w->http, srv__on_request, w);
+    int fd = dup(o->listen_fd); /* each evhttp closes its own on free */
+    if (fd < 0)
+        return SF_ERR(err, SF_EIO, "dup of the listening socket: %s", strerror(errno));
+    evutil_make_socket_closeonexec(fd);
+    if (!evhttp_accept_socket_with_handle(w->http, fd)) {
+        close(fd);
+        return SF_ERR(err, SF_EIO, "libevent: cannot accept on the listening socket");
+    }
+    struct timeval tv = {0, SRV_TICK_MS * 1000};
+    if (!(w->tick = event_new(w->base, -1, EV_PERSIST, srv__on_tick, w)) ||
+        event_add(w->tick, &tv) != 0)
+        return SF_ERR(err, SF_ENOMEM, "libevent: cannot add a timer");
+    return SF_OK;
+}
+
+static void srv__worker_free(api_worker *w)
+{
+    if (w->tick)
+        event_free(w->tick);
+    if (w->http)
+        evhttp_free(w->http);
+    if (w->base)
+        event_base_free(w->base);
+    api_db_free(w->db);
+}
+
+sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error *err)
+{
+    *out = NULL;
+    if (o->threads < 1 || o->threads > API_THREADS_MAX)
+        return SF_ERR(err, SF_EINVAL, "threads: %d is not in 1..%d", o->threads, API_THREADS_MAX);
+    api_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return SF_ERR(err, SF_ENOMEM, "out of memory");
+    atomic_init(&s->stop, false);
+    atomic_init(&s->nats_down, false);
+    pthread_mutex_init(&s->nats_mu, NULL);
+    s->max_batch = o->max_batch;
+    s->ring = o->ring;
+    s->pg_dsn = strdup(o->pg_dsn);
+    s->nats_url = strdup(o->nats_url);
+    s->workers = calloc((size_t)o->threads, sizeof *s->workers);
+    sf_status st = SF_OK;
+    if (!s->pg_dsn || !s->nats_url || !s->workers) {
+        st = SF_ERR(err, SF_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < o->threads; i++) {
+        s->n_workers = i + 1;
+        if ((st = srv__worker_init(s, &s->workers[i], i, o, err)))
+            goto fail;
+    }
+    for (int i = 0; i < s->n_workers; i++) {
+        api_worker *w = &s->workers[i];
+        if (pthread_create(&w->thread, NULL, srv__worker_main, w) != 0) {
+            st = SF_ERR(err, SF_EINTERNAL, "cannot start serving thread %d", i);
+            goto fail;
+        }
+        w->running = true;
+    }
+    *out = s;
+    return SF_OK;
+fail:
+    api_server_stop(s);
+    return st;
+}
+
+void api_server_stop(api_server *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stop, true);
+    for (int i = 0; i < s->n_workers; i++) {
+        if (s->workers[i].running)
+            pthread_join(s->workers[i].thread, NULL);
+    }
+    for (int i = 0; i < s->n_workers; i++)
+        srv__worker_free(&s->workers[i]);
+    if (s->broker) {
+        sf_broker_close(s->broker);
+        sf_broker_library_cleanup();
+    }
+    pthread_mutex_destroy(&s->nats_mu);
+    free(s->workers);
+    free(s->pg_dsn);
+    free(s->nats_url);
+    free(s);
+}

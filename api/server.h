@@ -1,0 +1,47 @@
+/*
+ * server: inv-api's serving threads. Each of N threads runs its own
+ * event_base and evhttp, accepting on its own dup() of one listening
+ * socket (the kernel hands each new connection to whichever thread's
+ * accept wins), with its own PostgreSQL connection and prepared statements
+ * (query.h) and its own metrics (metrics.h). Nothing on the request path is
+ * shared between threads except the key ring (read-locked) and, for
+ * /healthz only, the NATS connection.
+ *
+ * A thread is busy while its PostgreSQL statement runs; the other threads
+ * keep accepting and serving meanwhile, and evhttp reads every connection
+ * without blocking, so a slow or stalled client costs a connection slot,
+ * never a thread.
+ */
+#ifndef API_SERVER_H
+#define API_SERVER_H
+
+#include "apikey.h"
+#include "config.h"
+#include "sf_error.h"
+
+/* Limits applied to every connection. */
+#define API_TIMEOUT_S 10         /* evhttp read/write timeout: a stalled client is dropped */
+#define API_MAX_BODY (64 * 1024) /* GET routes take no body */
+#define API_QUERY_MAX 4096       /* query bytes, except the channel batch route */
+#define API_THREADS_MAX 64
+
+typedef struct api_server api_server;
+
+typedef struct api_server_opts {
+    const char *pg_dsn;
+    const char *nats_url; /* for /healthz */
+    int max_batch;        /* skus per /v1/channels/{channel}/stock */
+    int threads;          /* 1..API_THREADS_MAX */
+    int listen_fd;        /* bound and listening, non-blocking; not taken over */
+    sf_apikey_ring *ring; /* shared, not taken over; must outlive the server */
+} api_server_opts;
+
+/* Start opts->threads serving threads. */
+sf_status api_server_start(const api_server_opts *opts, api_server **out,
+                           sf_error *err) SF_MUSTCHECK;
+
+/* Stop accepting, finish the requests in hand, join and free everything
+ * (the NATS connection included). NULL is a no-op. */
+void api_server_stop(api_server *srv);
+
+#endif
