@@ -62,6 +62,8 @@ static void usage(FILE *out)
             "  GET /v1/channels/{channel}/stock?sku=A&sku=B ats of up to [api] max_batch skus\n"
             "  GET /v1/ledger/{sku}?location=L&limit=N&after=SEQ   audit trail by stream "
             "sequence\n"
+            "  GET /v1/reservations/{ref}                   an order's reservations per sku "
+            "and location\n"
             "  GET /healthz                                 PostgreSQL and NATS (no key)\n"
             "  GET /metrics                                 Prometheus text\n"
             "Every route but /healthz needs 'Authorization: Bearer sf_<id>_<secret>' with\n"
@@ -74,7 +76,8 @@ static void usage(FILE *out)
             "                  (default [pg] pool)\n"
             "  --config FILE, --help, --version\n"
             "\n"
-            "Environment: INV_PG_DSN, INV_NATS_URL. Exit: 0 after SIGINT/SIGTERM, 1 runtime\n"
+            "Environment: INV_PG_DSN, INV_NATS_URL, INV_NOW_MS (the clock reservations\n"
+            "expire by, for tests). Exit: 0 after SIGINT/SIGTERM, 1 runtime\n"
             "failure (cannot listen), 2 usage or configuration error.\n");
 }
 
@@ -256,7 +259,8 @@ int main(int argc, char **argv)
                           .max_batch = cfg.api.max_batch,
                           .threads = (int)threads,
                           .listen_fd = fd,
-                          .ring = ring};
+                          .ring = ring,
+                          .now_ms_override = cfg.now_ms_override};
     if (api_server_start(&so, &srv, &err)) {
         fprintf(stderr, "inv-api: %s\n", err.msg);
         goto out;

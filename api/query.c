@@ -22,7 +22,24 @@
 #define Q_STATEMENT_TIMEOUT_MS 10000
 #define Q_CONNECT_TIMEOUT_S "3"
 
-enum { Q_PING = 0, Q_STOCK, Q_STOCK_LOCATION, Q_CHANNEL, Q_LEDGER, Q_KNOWN, Q__COUNT };
+enum {
+    Q_PING = 0,
+    Q_STOCK,
+    Q_STOCK_LOCATION,
+    Q_CHANNEL,
+    Q_LEDGER,
+    Q_KNOWN,
+    Q_RESERVATION,
+    Q_RESV_TOTALS,
+    Q__COUNT
+};
+
+/* A reservation has expired (as `invctl reservations list` says): its
+ * expiry passed ($now, epoch ms) with something outstanding; the
+ * reconciler's next pass releases it. NULL expires_at is never expired. */
+#define Q_EXPIRED(now)                                                                             \
+    "(expires_at IS NOT NULL AND expires_at <= " now " AND outstanding > 0"                        \
+    " AND NOT never_expires)"
 
 /* The last version each channel was sent for a sku (state sent). */
 #define Q_SENT(chan, sku)                                                                          \
@@ -73,6 +90,21 @@ static const struct {
                   " AND ($2::text IS NULL OR location = $2)"
                   " ORDER BY stream_seq LIMIT $4"},
     [Q_KNOWN] = {"api_known", 1, "SELECT EXISTS (SELECT 1 FROM positions WHERE sku = $1)"},
+    [Q_RESERVATION] =
+        {"api_reservation", 2,
+         "SELECT sku, location, reserved, released, sold, outstanding,"
+         " CASE WHEN never_expires THEN NULL ELSE expires_at END, never_expires,"
+         " " Q_EXPIRED("$2::bigint") ","
+                                     " (extract(epoch FROM updated_at) * 1000)::bigint"
+                                     " FROM reservations WHERE ref = $1 ORDER BY sku, location"},
+    /* The expired count reads the partial index reservations_expiry (its
+     * predicate is implied by Q_EXPIRED); the sums one pass over the rows
+     * still holding something. */
+    [Q_RESV_TOTALS] = {"api_reservation_totals", 1,
+                       "SELECT COALESCE(sum(outstanding), 0)::bigint, count(*),"
+                       " (SELECT count(*) FROM reservations WHERE " Q_EXPIRED(
+                           "$1::bigint") ")"
+                                         " FROM reservations WHERE outstanding > 0"},
 };
 
 struct api_db {
@@ -413,4 +445,58 @@ sf_status api_db_ledger(api_db *db, const char *sku, const char *location, int64
                      location ? json_string(location) : json_null(), "after", (json_int_t)after,
                      "limit", limit, "events", events, "next_after", next);
     return *out ? SF_OK : SF_ERR(err, SF_ENOMEM, "out of memory building the reply");
+}
+
+sf_status api_db_reservation(api_db *db, const char *ref, int64_t now_ms, json_t **out,
+                             sf_error *err)
+{
+    *out = NULL;
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    const char *params[] = {ref, now};
+    PGresult *res = NULL;
+    sf_status st = q__run(db, Q_RESERVATION, params, &res, err);
+    if (st)
+        return st;
+    int rows = PQntuples(res);
+    if (rows == 0) {
+        PQclear(res);
+        return SF_ERR(err, SF_ENOTFOUND, "no reservation with this ref");
+    }
+    json_t *lines = json_array();
+    json_int_t total = 0;
+    for (int r = 0; r < rows; r++) {
+        json_int_t outstanding = q__i64(res, r, 5);
+        total += outstanding;
+        json_array_append_new(
+            lines, json_pack("{s:o, s:o, s:I, s:I, s:I, s:I, s:o, s:b, s:b, s:o}", "sku",
+                             q__str(PQgetvalue(res, r, 0)), "location",
+                             q__str(PQgetvalue(res, r, 1)), "reserved", q__i64(res, r, 2),
+                             "released", q__i64(res, r, 3), "sold", q__i64(res, r, 4),
+                             "outstanding", outstanding, "expires_at", q__time(res, r, 6),
+                             "never_expires", PQgetvalue(res, r, 7)[0] == 't', "expired",
+                             PQgetvalue(res, r, 8)[0] == 't', "updated_at", q__time(res, r, 9)));
+    }
+    PQclear(res);
+    *out = json_pack("{s:s, s:o, s:I}", "ref", ref, "lines", lines, "outstanding", total);
+    return *out ? SF_OK : SF_ERR(err, SF_ENOMEM, "out of memory building the reply");
+}
+
+sf_status api_db_reservation_totals(api_db *db, int64_t now_ms, api_resv_totals *out, sf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    const char *params[] = {now};
+    PGresult *res = NULL;
+    sf_status st = q__run(db, Q_RESV_TOTALS, params, &res, err);
+    if (st)
+        return st;
+    if (PQntuples(res) == 1) {
+        out->outstanding = (int64_t)q__i64(res, 0, 0);
+        out->open = (int64_t)q__i64(res, 0, 1);
+        out->expired = (int64_t)q__i64(res, 0, 2);
+    }
+    PQclear(res);
+    return SF_OK;
 }

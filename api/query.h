@@ -55,6 +55,27 @@ sf_status api_db_channel_stock(api_db *db, const char *channel, const char *cons
 sf_status api_db_ledger(api_db *db, const char *sku, const char *location, int64_t after, int limit,
                         json_t **out, sf_error *err) SF_MUSTCHECK;
 
+/* Every line of the order ref (one per sku and location, sorted): reserved,
+ * released, sold, outstanding, expires_at (null when none or when
+ * never_expires), never_expires, expired and updated_at, with the total
+ * outstanding. expired is the rule of `invctl reservations list`:
+ * expires_at <= now_ms with something outstanding and not never_expires.
+ * SF_ENOTFOUND when no reservation has this ref. */
+sf_status api_db_reservation(api_db *db, const char *ref, int64_t now_ms, json_t **out,
+                             sf_error *err) SF_MUSTCHECK;
+
+/* The reservation gauges of /metrics, as of now_ms. */
+typedef struct api_resv_totals {
+    int64_t outstanding; /* Σ outstanding over every reservation */
+    int64_t open;        /* reservations with outstanding > 0 */
+    int64_t expired;     /* expired (same rule) and not yet released */
+} api_resv_totals;
+
+/* One statement: a scan of the open reservations and, for the expired
+ * count, the partial index reservations_expiry. */
+sf_status api_db_reservation_totals(api_db *db, int64_t now_ms, api_resv_totals *out,
+                                    sf_error *err) SF_MUSTCHECK;
+
 /* Route pg's notices (a server shutting down says so) to the log
  * instead of libpq's default of raw lines on stderr. */
 void api_db_quiet(PGconn *pg);

@@ -19,7 +19,8 @@
 #define REQ_SEGS_MAX 8 /* no route is longer; deeper paths are 404 */
 
 static const char *const req__route_names[API_R__COUNT] = {
-    "stock", "stock_location", "channel_stock", "ledger", "healthz", "metrics", "unknown",
+    "stock",       "stock_location", "channel_stock", "ledger",
+    "reservation", "healthz",        "metrics",       "unknown",
 };
 
 const char *api_route_name(api_route route)
@@ -151,7 +152,7 @@ static bool req__param(api_request *rq, char dst[SF_STR_MAX + 1], const char *v,
 typedef struct req__route_def {
     api_route route;
     size_t n;
-    const char *seg[5]; /* literal, or "{sku}", "{location}", "{channel}" */
+    const char *seg[5]; /* literal, or "{sku}", "{location}", "{channel}", "{ref}" */
 } req__route_def;
 
 static const req__route_def req__routes[] = {
@@ -161,6 +162,7 @@ static const req__route_def req__routes[] = {
     {API_R_STOCK_LOCATION, 5, {"v1", "stock", "{sku}", "locations", "{location}"}},
     {API_R_CHANNEL_STOCK, 4, {"v1", "channels", "{channel}", "stock"}},
     {API_R_LEDGER, 3, {"v1", "ledger", "{sku}"}},
+    {API_R_RESERVATION, 3, {"v1", "reservations", "{ref}"}},
 };
 
 bool api_request_route(api_request *rq, const char *path)
@@ -213,6 +215,8 @@ bool api_request_route(api_request *rq, const char *path)
                 ok = req__param(rq, rq->location, seg[i], seg_len[i], "location", true);
             else if (!strcmp(s, "{channel}"))
                 ok = req__param(rq, rq->channel, seg[i], seg_len[i], "channel", true);
+            else if (!strcmp(s, "{ref}"))
+                ok = req__param(rq, rq->ref, seg[i], seg_len[i], "ref", false);
         }
     } else if (ok) {
         /* No route: a segment that is not clean text is the client's

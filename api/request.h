@@ -7,8 +7,9 @@
  * '+' left alone), so a sku may hold '/' (as %2F) or spaces. A segment must
  * be well-formed percent-encoding; a path parameter must then be valid
  * UTF-8 without control characters (NUL included) and fit the contract
- * (sku: at most 64 bytes; location and channel: subject tokens). Query
- * strings are form-encoded ('+' is a space) and checked the same way.
+ * (sku and ref: at most 64 bytes, not empty; location and channel:
+ * subject tokens). Query strings are form-encoded ('+' is a space) and
+ * checked the same way.
  * Every failure leaves an HTTP status, a message and the field it concerns
  * in the api_request, ready for the JSON error body.
  *
@@ -28,6 +29,7 @@ typedef enum api_route {
     API_R_STOCK_LOCATION, /* /v1/stock/{sku}/locations/{location} */
     API_R_CHANNEL_STOCK,  /* /v1/channels/{channel}/stock */
     API_R_LEDGER,         /* /v1/ledger/{sku} */
+    API_R_RESERVATION,    /* /v1/reservations/{ref} */
     API_R_HEALTHZ,        /* /healthz */
     API_R_METRICS,        /* /metrics */
     API_R_UNKNOWN,        /* anything else (404) or unparsable (400) */
@@ -51,7 +53,8 @@ typedef struct api_request {
     char sku[SF_STR_MAX + 1];
     char location[SF_STR_MAX + 1];
     char channel[SF_STR_MAX + 1];
-    api_param *query; /* in request order, duplicates kept */
+    char ref[SF_STR_MAX + 1]; /* an order's ref; never the empty-ref pool */
+    api_param *query;         /* in request order, duplicates kept */
     size_t n_query;
     /* set when a parse step fails */
     int status; /* 400, 404 or 414 */

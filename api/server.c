@@ -60,6 +60,7 @@ struct api_server {
     char *pg_dsn;
     char *nats_url;
     int max_batch;
+    int64_t now_ms_override; /* 0: the real clock */
     sf_apikey_ring *ring;
     atomic_bool stop;
     int n_workers;
@@ -74,6 +75,13 @@ static int64_t srv__mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The clock reservations expire by: INV_NOW_MS when set, as for invctl
+ * and the reconciler. */
+static int64_t srv__now_ms(const api_server *s)
+{
+    return s->now_ms_override > 0 ? s->now_ms_override : sf_now_ms();
 }
 
 /* ----------------------------------------------------------------- replies --- */
@@ -309,6 +317,21 @@ static void srv__ledger(srv__ctx *c, const api_request *rq)
     srv__json(c, 200, j);
 }
 
+static void srv__reservation(srv__ctx *c, const api_request *rq)
+{
+    json_t *j = NULL;
+    sf_error err;
+    sf_status st = api_db_reservation(c->w->db, rq->ref, srv__now_ms(c->w->srv), &j, &err);
+    if (st) {
+        char q[SF_STR_MAX * 4 + 8];
+        sf_str_quote(rq->ref, strlen(rq->ref), q, sizeof q);
+        srv__db_error(c, st, &err, "ref", q);
+        return;
+    }
+    srv__db_ok(c);
+    srv__json(c, 200, j);
+}
+
 /* NATS is up when JetStream answers an API request (a missing stream is
  * an answer too). The connection is made on first use and then kept; it
  * reconnects by itself. */
@@ -378,6 +401,35 @@ static void srv__metrics(srv__ctx *c)
         return;
     }
     api_metrics_render(sets, (size_t)s->n_workers, b);
+    /* The reservation gauges need PostgreSQL; while it is away they are
+     * left out and the request counters still answer. */
+    api_resv_totals rt;
+    sf_error err;
+    sf_status st = api_db_reservation_totals(c->w->db, srv__now_ms(s), &rt, &err);
+    if (st == SF_OK) {
+        srv__db_ok(c);
+        evbuffer_add_printf(b,
+                            "# HELP stockflow_reservations_outstanding Quantity held by "
+                            "reservations (sum of outstanding).\n"
+                            "# TYPE stockflow_reservations_outstanding gauge\n"
+                            "stockflow_reservations_outstanding %lld\n"
+                            "# HELP stockflow_reservations_open Reservations with something "
+                            "outstanding.\n"
+                            "# TYPE stockflow_reservations_open gauge\n"
+                            "stockflow_reservations_open %lld\n"
+                            "# HELP stockflow_reservations_expired Reservations past expires_at "
+                            "with something outstanding, not yet released.\n"
+                            "# TYPE stockflow_reservations_expired gauge\n"
+                            "stockflow_reservations_expired %lld\n",
+                            (long long)rt.outstanding, (long long)rt.open, (long long)rt.expired);
+    } else if (st == SF_EUNAVAIL) {
+        if (!c->w->pg_down)
+            sf_log(SF_LOG_WARN, "thread %d: %s (metrics without reservation gauges)", c->w->idx,
+                   err.msg);
+        c->w->pg_down = true;
+    } else {
+        sf_log(SF_LOG_ERROR, "metrics: %s", err.msg);
+    }
     size_t cfg_keys = 0, db_keys = 0;
     bool loaded = false;
     sf_apikey_ring_counts(s->ring, &cfg_keys, &db_keys, &loaded);
@@ -462,6 +514,7 @@ static void srv__dispatch(srv__ctx *c, api_request *rq, bool params_ok, const ch
     case API_R_STOCK_LOCATION: srv__stock_location(c, rq); break;
     case API_R_CHANNEL_STOCK: srv__channel_stock(c, rq); break;
     case API_R_LEDGER: srv__ledger(c, rq); break;
+    case API_R_RESERVATION: srv__reservation(c, rq); break;
     default: srv__error(c, 404, "path", "no such route"); break;
     }
 }
@@ -570,6 +623,7 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
     atomic_init(&s->nats_down, false);
     pthread_mutex_init(&s->nats_mu, NULL);
     s->max_batch = o->max_batch;
+    s->now_ms_override = o->now_ms_override;
     s->ring = o->ring;
     s->pg_dsn = strdup(o->pg_dsn);
     s->nats_url = strdup(o->nats_url);

@@ -15,6 +15,8 @@
 #ifndef API_SERVER_H
 #define API_SERVER_H
 
+#include <stdint.h>
+
 #include "apikey.h"
 #include "config.h"
 #include "sf_error.h"
@@ -29,11 +31,12 @@ typedef struct api_server api_server;
 
 typedef struct api_server_opts {
     const char *pg_dsn;
-    const char *nats_url; /* for /healthz */
-    int max_batch;        /* skus per /v1/channels/{channel}/stock */
-    int threads;          /* 1..API_THREADS_MAX */
-    int listen_fd;        /* bound and listening, non-blocking; not taken over */
-    sf_apikey_ring *ring; /* shared, not taken over; must outlive the server */
+    const char *nats_url;    /* for /healthz */
+    int max_batch;           /* skus per /v1/channels/{channel}/stock */
+    int threads;             /* 1..API_THREADS_MAX */
+    int listen_fd;           /* bound and listening, non-blocking; not taken over */
+    sf_apikey_ring *ring;    /* shared, not taken over; must outlive the server */
+    int64_t now_ms_override; /* the clock of reservation expiry (INV_NOW_MS); 0 = real */
 } api_server_opts;
 
 /* Start opts->threads serving threads. */

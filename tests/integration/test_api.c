@@ -6,8 +6,9 @@
  * config-file key), every error path (405, 404, malformed and encoded
  * paths, invalid UTF-8, control characters, overlong queries and request
  * lines, max_batch, garbage bytes), PostgreSQL and NATS going down and
- * coming back, a slow client that must not hold up anyone else, and the
- * exact request counts of /metrics.
+ * coming back, a slow client that must not hold up anyone else, the exact
+ * request counts of /metrics, and an order's reservation lines with the
+ * reservation gauges (INV_NOW_MS as the clock) before and after expiry.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apikey.h"
@@ -630,6 +632,8 @@ Test(api, postgres_down_is_503_and_recovers)
     cr_assert_eq(metrics.status, 200);
     cr_assert(strstr(metrics.body, "inv_api_requests_total{route=\"ledger\",status=\"503\"} 2"),
               "%s", metrics.body);
+    /* the reservation gauges need PostgreSQL: left out, the rest served */
+    cr_assert_null(strstr(metrics.body, "stockflow_reservations_"), "%s", metrics.body);
     api_resp_free(&metrics);
 
     /* the first request after the restart already works: reconnect + retry */
@@ -753,6 +757,232 @@ static long long metric(const char *text, const char *series)
     return -1;
 }
 
+/* Orders on top of API_DATA (o1: 1 of SKU-A at STORE-NYC, no expiry). All at
+ * 10:00; the clock of the inv-api under test is RESV_NOW, 12:00.
+ *   order-1  SKU-A DC-EAST: reserve 5, release 2 -> 3; SKU-B DC-EAST:
+ *            reserve 3, sale 1 -> 2; expires tomorrow: not expired
+ *   cart-9   SKU-A and SKU-B at STORE-NYC, 2 and 1, expired at 11:00
+ *   keep-1   SKU-A DC-EAST 1 expiring at 11:00 + 1 open-ended: never expires
+ *   web/42   SKU-B STORE-NYC reserve 1, sale 1: expired at 11:30 but closed */
+#define RESV_NOW "1795176000000" /* 2026-11-20T12:00:00Z */
+#define RESV_EXP(t) ",\"expires_at\":\"2026-11-" t "Z\""
+static const char *const RESV_DATA[] = {
+    API_EV("r1", "RESERVE", "SKU-A", "DC-EAST", 5, ",\"ref\":\"order-1\"" RESV_EXP("21T10:00:00")),
+    API_EV("r2", "RESERVE", "SKU-B", "DC-EAST", 3, ",\"ref\":\"order-1\"" RESV_EXP("21T10:00:00")),
+    API_EV("r3", "RELEASE", "SKU-A", "DC-EAST", 2, ",\"ref\":\"order-1\""),
+    API_EV("r4", "SALE", "SKU-B", "DC-EAST", 1, ",\"ref\":\"order-1\""),
+    API_EV("c1", "RESERVE", "SKU-A", "STORE-NYC", 2, ",\"ref\":\"cart-9\"" RESV_EXP("20T11:00:00")),
+    API_EV("c2", "RESERVE", "SKU-B", "STORE-NYC", 1, ",\"ref\":\"cart-9\"" RESV_EXP("20T11:00:00")),
+    API_EV("k1", "RESERVE", "SKU-A", "DC-EAST", 1, ",\"ref\":\"keep-1\"" RESV_EXP("20T11:00:00")),
+    API_EV("k2", "RESERVE", "SKU-A", "DC-EAST", 1, ",\"ref\":\"keep-1\""),
+    API_EV("w1", "RESERVE", "SKU-B", "STORE-NYC", 1, ",\"ref\":\"web/42\"" RESV_EXP("20T11:30:00")),
+    API_EV("w2", "SALE", "SKU-B", "STORE-NYC", 1, ",\"ref\":\"web/42\""),
+};
+
+/* API_DATA and RESV_DATA applied. */
+static void resv_load(void)
+{
+    api_load_data();
+    char path[512], out[8192];
+    sc_tmp("api-resv.jsonl", path, sizeof path);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (size_t i = 0; i < sizeof RESV_DATA / sizeof *RESV_DATA; i++)
+        fputs(RESV_DATA[i], f);
+    fclose(f);
+    sc_ingest(path, out, sizeof out);
+    sc_drain(1);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM reservations"), 7);
+}
+
+/* inv-api with its clock at RESV_NOW; returns the port. */
+static int resv_api_start(const char *log_name, pid_t *pid)
+{
+    setenv("INV_NOW_MS", RESV_NOW, 1);
+    int port = api_start(log_name, NULL, pid);
+    unsetenv("INV_NOW_MS");
+    return port;
+}
+
+/* One line: every number, expires_at (NULL: null) and the two flags. */
+static void assert_line(json_t *l, const char *sku, const char *location, json_int_t reserved,
+                        json_int_t released, json_int_t sold, json_int_t outstanding,
+                        const char *expires_at, bool never_expires, bool expired)
+{
+    cr_assert(!strcmp(jstr(l, "sku"), sku), "sku %s, want %s", jstr(l, "sku"), sku);
+    cr_assert(!strcmp(jstr(l, "location"), location));
+    cr_assert_eq(jint(l, "reserved"), reserved, "%s", sku);
+    cr_assert_eq(jint(l, "released"), released, "%s", sku);
+    cr_assert_eq(jint(l, "sold"), sold, "%s", sku);
+    cr_assert_eq(jint(l, "outstanding"), outstanding, "%s", sku);
+    if (expires_at)
+        cr_assert(!strcmp(jstr(l, "expires_at"), expires_at), "%s", jstr(l, "expires_at"));
+    else
+        cr_assert(json_is_null(json_object_get(l, "expires_at")));
+    cr_assert(json_is_boolean(json_object_get(l, "never_expires")));
+    cr_assert_eq(json_is_true(json_object_get(l, "never_expires")), never_expires, "%s", sku);
+    cr_assert(json_is_boolean(json_object_get(l, "expired")));
+    cr_assert_eq(json_is_true(json_object_get(l, "expired")), expired, "%s", sku);
+    cr_assert_eq(strlen(jstr(l, "updated_at")), strlen("2026-11-20T10:00:00.000Z"));
+    cr_assert_eq(json_object_size(l), 10);
+}
+
+/* GET /v1/reservations/{target}: 200, its ref, lines and total. */
+static json_t *resv_get(int port, const char *target, const char *key, const char *ref,
+                        size_t lines, json_int_t outstanding)
+{
+    char url[256];
+    snprintf(url, sizeof url, "/v1/reservations/%s", target);
+    json_t *j = api_get_json(port, url, key, 200);
+    cr_assert(!strcmp(jstr(j, "ref"), ref), "ref %s, want %s", jstr(j, "ref"), ref);
+    cr_assert_eq(json_array_size(json_object_get(j, "lines")), lines, "%s", ref);
+    cr_assert_eq(jint(j, "outstanding"), outstanding, "%s", ref);
+    cr_assert_eq(json_object_size(j), 3);
+    return j;
+}
+
+Test(api, reservation_lines_per_order_exact)
+{
+    resv_load();
+    char key[128], boss[128], feeder[128];
+    api_add_key("reader", "read", key, sizeof key, NULL, 0);
+    api_add_key("boss", "admin", boss, sizeof boss, NULL, 0);
+    api_add_key("feeder", "ingest", feeder, sizeof feeder, NULL, 0);
+    pid_t pid;
+    int port = resv_api_start("api-resv.log", &pid);
+
+    /* two skus: a partial release, a sale with the ref; sorted by sku */
+    json_t *j = resv_get(port, "order-1", key, "order-1", 2, 5);
+    json_t *lines = json_object_get(j, "lines");
+    assert_line(json_array_get(lines, 0), "SKU-A", "DC-EAST", 5, 2, 0, 3,
+                "2026-11-21T10:00:00.000Z", false, false);
+    assert_line(json_array_get(lines, 1), "SKU-B", "DC-EAST", 3, 0, 1, 2,
+                "2026-11-21T10:00:00.000Z", false, false);
+    json_decref(j);
+    /* expired at 11:00 by the clock of INV_NOW_MS (12:00), not released yet */
+    j = resv_get(port, "cart-9", key, "cart-9", 2, 3);
+    lines = json_object_get(j, "lines");
+    assert_line(json_array_get(lines, 0), "SKU-A", "STORE-NYC", 2, 0, 0, 2,
+                "2026-11-20T11:00:00.000Z", false, true);
+    assert_line(json_array_get(lines, 1), "SKU-B", "STORE-NYC", 1, 0, 0, 1,
+                "2026-11-20T11:00:00.000Z", false, true);
+    json_decref(j);
+    /* one open-ended RESERVE: never expires, expires_at null */
+    j = resv_get(port, "keep-1", key, "keep-1", 1, 2);
+    assert_line(json_array_get(json_object_get(j, "lines"), 0), "SKU-A", "DC-EAST", 2, 0, 0, 2,
+                NULL, true, false);
+    json_decref(j);
+    j = resv_get(port, "o1", boss, "o1", 1, 1); /* admin reads too */
+    assert_line(json_array_get(json_object_get(j, "lines"), 0), "SKU-A", "STORE-NYC", 1, 0, 0, 1,
+                NULL, true, false);
+    json_decref(j);
+    /* '/' in the ref as %2F (either case); sold out: past expiry, not expired */
+    j = resv_get(port, "web%2F42", key, "web/42", 1, 0);
+    assert_line(json_array_get(json_object_get(j, "lines"), 0), "SKU-B", "STORE-NYC", 1, 0, 1, 0,
+                "2026-11-20T11:30:00.000Z", false, false);
+    json_decref(j);
+    json_decref(resv_get(port, "web%2f42", key, "web/42", 1, 0));
+    /* a raw '/' splits: another (unknown) route */
+    j = api_get_json(port, "/v1/reservations/web/42", key, 404);
+    error_is(j, "path", "no such route");
+    json_decref(j);
+
+    /* unknown ref: 404 naming it; the empty-ref pool is not addressable */
+    j = api_get_json(port, "/v1/reservations/order-404", key, 404);
+    error_is(j, "ref", "'order-404'");
+    json_decref(j);
+    j = api_get_json(port, "/v1/reservations/ORDER-1", key, 404); /* refs are exact */
+    error_is(j, "ref", "no reservation");
+    json_decref(j);
+    j = api_get_json(port, "/v1/reservations/", key, 400);
+    error_is(j, "ref", "empty");
+    json_decref(j);
+    j = api_get_json(port, "/v1/reservations/a%zz", key, 400);
+    error_is(j, "path", "percent-encoding");
+    json_decref(j);
+    j = api_get_json(port, "/v1/reservations/a%01", key, 400);
+    error_is(j, "ref", "");
+    json_decref(j);
+    char big[128] = "/v1/reservations/";
+    for (size_t i = strlen(big); i < 17 + 65; i++)
+        big[i] = 'x';
+    j = api_get_json(port, big, key, 400); /* 65 bytes */
+    error_is(j, "ref", "");
+    json_decref(j);
+    j = api_get_json(port, "/v1/reservations/order-1?x=1", key, 400);
+    error_is(j, "query", "'x'");
+    json_decref(j);
+
+    /* scope: read or admin; ingest is 403, no key 401, not GET 405 */
+    j = api_get_json(port, "/v1/reservations/order-1", feeder, 403);
+    error_is(j, "authorization", "scope");
+    json_decref(j);
+    j = api_get_json(port, "/v1/reservations/order-1", NULL, 401);
+    error_is(j, "authorization", "missing");
+    json_decref(j);
+    api_resp r;
+    cr_assert_eq(api_req(port, "POST", "/v1/reservations/order-1", key, &r), 405);
+    api_resp_free(&r);
+    cr_assert_eq(api_req(port, "HEAD", "/v1/reservations/order-1", key, &r), 200);
+    cr_assert_eq(r.len, 0);
+    api_resp_free(&r);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+
+    /* the real clock: cart-9 expired at 11:00 on 2026-11-20 (in the past
+     * unless the host clock is older than that) */
+    port = api_start("api-resv-real.log", NULL, &pid);
+    bool past = (long long)time(NULL) * 1000 > 1795172400000LL;
+    j = resv_get(port, "cart-9", key, "cart-9", 2, 3);
+    cr_assert_eq(
+        json_is_true(json_object_get(json_array_get(json_object_get(j, "lines"), 0), "expired")),
+        past);
+    json_decref(j);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+}
+
+Test(api, reservation_gauges_exact_before_and_after_expiry)
+{
+    resv_load();
+    char key[128];
+    api_add_key("reader", "read", key, sizeof key, NULL, 0);
+    pid_t pid;
+    int port = resv_api_start("api-resv-metrics.log", &pid);
+    api_resp r;
+    /* outstanding 1 (o1) + 3 + 2 (order-1) + 2 + 1 (cart-9) + 2 (keep-1) +
+     * 0 (web/42); open: 6 lines; expired: cart-9's two lines */
+    cr_assert_eq(api_get(port, "/metrics", key, &r), 200);
+    cr_assert_eq(metric(r.body, "stockflow_reservations_outstanding"), 11, "%s", r.body);
+    cr_assert_eq(metric(r.body, "stockflow_reservations_open"), 6);
+    cr_assert_eq(metric(r.body, "stockflow_reservations_expired"), 2);
+    cr_assert(strstr(r.body, "# TYPE stockflow_reservations_outstanding gauge\n"));
+    cr_assert(strstr(r.body, "# TYPE stockflow_reservations_open gauge\n"));
+    cr_assert(strstr(r.body, "# TYPE stockflow_reservations_expired gauge\n"));
+    api_resp_free(&r);
+
+    /* the reconciler at the same clock releases cart-9: no longer expired */
+    setenv("INV_NOW_MS", RESV_NOW, 1);
+    const char *rec[] = {"inv-reconciler", "--drain", NULL};
+    api_run_ok(rec);
+    unsetenv("INV_NOW_MS");
+    sc_drain(1);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger WHERE source = 'reservation-expiry'"),
+                 2);
+    json_t *j = resv_get(port, "cart-9", key, "cart-9", 2, 0);
+    json_t *lines = json_object_get(j, "lines");
+    assert_line(json_array_get(lines, 0), "SKU-A", "STORE-NYC", 2, 2, 0, 0,
+                "2026-11-20T11:00:00.000Z", false, false);
+    assert_line(json_array_get(lines, 1), "SKU-B", "STORE-NYC", 1, 1, 0, 0,
+                "2026-11-20T11:00:00.000Z", false, false);
+    json_decref(j);
+    cr_assert_eq(api_get(port, "/metrics", key, &r), 200);
+    cr_assert_eq(metric(r.body, "stockflow_reservations_outstanding"), 8, "%s", r.body);
+    cr_assert_eq(metric(r.body, "stockflow_reservations_open"), 4);
+    cr_assert_eq(metric(r.body, "stockflow_reservations_expired"), 0);
+    cr_assert_eq(metric(r.body, "inv_api_requests_total{route=\"reservation\",status=\"200\"}"), 1);
+    api_resp_free(&r);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+}
+
 Test(api, metrics_count_every_request_exactly)
 {
     api_load_data();
@@ -783,6 +1013,10 @@ Test(api, metrics_count_every_request_exactly)
         metric(r.body, "inv_api_request_duration_seconds_bucket{route=\"stock\",le=\"+Inf\"}"), 11);
     cr_assert_eq(metric(r.body, "inv_api_keys{source=\"table\"}"), 1);
     cr_assert_eq(metric(r.body, "inv_api_threads"), 4);
+    /* API_DATA holds o1 only: 1 outstanding, open, never expiring */
+    cr_assert_eq(metric(r.body, "stockflow_reservations_outstanding"), 1);
+    cr_assert_eq(metric(r.body, "stockflow_reservations_open"), 1);
+    cr_assert_eq(metric(r.body, "stockflow_reservations_expired"), 0);
     /* buckets are cumulative */
     long long prev = 0;
     const char *les[] = {"0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",

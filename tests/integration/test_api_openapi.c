@@ -529,7 +529,7 @@ Test(api_openapi, every_documented_answer_matches_the_server)
             }
         }
     }
-    cr_assert_eq(operations, 6);
+    cr_assert_eq(operations, 7);
 
     api_load_data();
     keys k;
@@ -550,7 +550,7 @@ Test(api_openapi, every_documented_answer_matches_the_server)
     fx_stack("pg-stop immediate");
     int down = run_all(doc, &k, port, true);
     fx_stack("pg-start");
-    cr_assert_eq(down, 5);
+    cr_assert_eq(down, 6);
     json_decref(api_get_json(port, "/healthz", NULL, 200));
     cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
     json_decref(doc);
