@@ -146,6 +146,9 @@ run_unit() {
 }
 
 stack_stop() {
+    # a cluster a test started (tests/integration/test_cluster.c) and could
+    # not stop, because it was killed on its timeout
+    "$STACK" cluster down >/dev/null 2>&1 || echo "run-tests: stack.sh cluster down failed" >&2
     "$STACK" down || echo "run-tests: stack.sh down failed; check $STACK_DIR" >&2
 }
 

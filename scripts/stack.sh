@@ -5,21 +5,37 @@
 #
 # usage: stack.sh up | down | status | env | wipe
 #                 nats-start | nats-stop [kill] | pg-start | pg-stop [immediate]
-#                 cluster (not yet implemented)
+#                 cluster up | down | status
+#                 cluster-kill N | cluster-start N      (N = 1, 2, 3 or n1..n3)
 #
 # Environment (defaults):
 #   STACK_DIR=var        relative paths are taken from the repository root
 #   NATS_PORT=14222  NATS_MON_PORT=18222  PG_PORT=15432  PG_DB=stockflow
 #   PG_BIN=/usr/lib/postgresql/15/bin  STACK_TIMEOUT=30 (seconds per wait)
 #   PG_DIR (default $STACK_DIR/pg)
+#   Cluster: CLUSTER_PORTS (client ports of n1,n2,n3; default NATS_PORT,
+#   NATS_PORT+1, NATS_PORT+2), CLUSTER_ROUTE_PORTS (default client + 2000),
+#   CLUSTER_MON_PORTS (default client + 4000), CLUSTER_NAME=stockflow.
 #
 # Layout: $STACK_DIR/nats/ (JetStream store), nats.pid, nats.log;
-# $STACK_DIR/pg/{data,sock,postgres.log} owned by the postgres user.
+# $STACK_DIR/pg/{data,sock,postgres.log} owned by the postgres user;
+# $STACK_DIR/cluster/nN/{nats.conf,nats.pid,nats.log,jetstream/} per node.
 # PostgreSQL refuses to run as root, so as root every pg command runs as
 # `postgres` through runuser, and postgres must be able to traverse every
 # parent of $STACK_DIR/pg: missing o+x bits are added (and said). When that is
 # impossible the data goes to /var/tmp/stockflow-pg-<hash of STACK_DIR> and the
 # choice is recorded in $STACK_DIR/pg.location so later calls find it.
+#
+# The cluster is three nats-servers (names n1..n3) on 127.0.0.1 routed to each
+# other, JetStream on each: the smallest group that elects a stream leader
+# again after losing one node. It replaces the single nats-server (the client
+# ports overlap by default; the two cannot share a port), and PostgreSQL stays
+# the one of `up`: `cluster up` starts it too, `cluster down` stops only the
+# cluster. A node's ports are recorded in its nats.conf, which `cluster up`
+# writes and every other cluster command reads, so `cluster-start 2` restarts
+# node 2 on its old ports with its data even without CLUSTER_PORTS set. `env`
+# prints INV_NATS_URL as the list of the three client URLs while any node of
+# the cluster runs.
 #
 # One idea to keep when changing this: every command is idempotent (up twice,
 # down when nothing runs) and the servers are detached (setsid) so they outlive
@@ -381,6 +397,391 @@ pg_stop() {
     say "postgres: stopped (pid $pid, -m $mode)"
 }
 
+# ---------------------------------------------------------------- cluster ---
+
+CLUSTER_DIR="$STACK_DIR/cluster"
+CLUSTER_NAME=${CLUSTER_NAME:-stockflow}
+CLUSTER_NODES=(1 2 3)
+# Ports of node i (1..3), filled by cluster_load_ports.
+C_PORT=([1]="" [2]="" [3]="")
+C_ROUTE=([1]="" [2]="" [3]="")
+C_MON=([1]="" [2]="" [3]="")
+
+node_dir() { echo "$CLUSTER_DIR/n$1"; }
+node_conf() { echo "$CLUSTER_DIR/n$1/nats.conf"; }
+node_pidfile() { echo "$CLUSTER_DIR/n$1/nats.pid"; }
+node_log() { echo "$CLUSTER_DIR/n$1/nats.log"; }
+node_url() { echo "nats://127.0.0.1:${C_PORT[$1]}"; }
+
+# split_ports VAR NAME LIST: a comma-separated list of exactly three ports
+# into the array VAR (indices 1..3); returns 1 with the reason, naming the
+# setting NAME, in PORTS_ERR.
+PORTS_ERR=""
+split_ports() {
+    local var=$1 name=$2 list=$3 i=1 p
+    local -a parts
+    IFS=, read -r -a parts <<<"$list"
+    if ((${#parts[@]} != 3)); then
+        PORTS_ERR="$name needs three comma-separated ports, got '$list'"
+        return 1
+    fi
+    for p in "${parts[@]}"; do
+        p=${p// /}
+        if ! [[ "$p" =~ ^[0-9]+$ ]] || ((p < 1 || p > 65535)); then
+            PORTS_ERR="$name: '$p' is not a port number (1..65535)"
+            return 1
+        fi
+        printf -v "${var}[$i]" '%s' "$p"
+        i=$((i + 1))
+    done
+}
+
+# The ports cluster up would use: from the environment, defaults derived
+# from the client ports. All nine must differ. Returns 1 with PORTS_ERR.
+cluster_wanted_ports() {
+    local i p
+    split_ports C_PORT "CLUSTER_PORTS (default NATS_PORT..NATS_PORT+2)" \
+        "${CLUSTER_PORTS:-$NATS_PORT,$((NATS_PORT + 1)),$((NATS_PORT + 2))}" &&
+        split_ports C_ROUTE "CLUSTER_ROUTE_PORTS (default client ports + 2000)" \
+            "${CLUSTER_ROUTE_PORTS:-$((C_PORT[1] + 2000)),$((C_PORT[2] + 2000)),$((C_PORT[3] + 2000))}" &&
+        split_ports C_MON "CLUSTER_MON_PORTS (default client ports + 4000)" \
+            "${CLUSTER_MON_PORTS:-$((C_PORT[1] + 4000)),$((C_PORT[2] + 4000)),$((C_PORT[3] + 4000))}" ||
+        return 1
+    local -A seen=()
+    for i in "${CLUSTER_NODES[@]}"; do
+        for p in "${C_PORT[$i]}" "${C_ROUTE[$i]}" "${C_MON[$i]}"; do
+            if [[ -n "${seen[$p]:-}" ]]; then
+                PORTS_ERR="port $p is given twice (CLUSTER_PORTS, CLUSTER_ROUTE_PORTS, CLUSTER_MON_PORTS)"
+                return 1
+            fi
+            seen[$p]=1
+        done
+    done
+}
+
+# The ports of node i as recorded in its nats.conf, if it has one.
+node_recorded_ports() {
+    local i=$1 line
+    [[ -r "$(node_conf "$i")" ]] || return 1
+    line=$(grep -m1 '^# stockflow-ports:' "$(node_conf "$i")") || return 1
+    [[ "$line" =~ client=([0-9]+)\ route=([0-9]+)\ monitor=([0-9]+) ]] || return 1
+    C_PORT[i]=${BASH_REMATCH[1]}
+    C_ROUTE[i]=${BASH_REMATCH[2]}
+    C_MON[i]=${BASH_REMATCH[3]}
+}
+
+# Every command but `cluster up` uses what the nodes were started with (and
+# must work even when the defaults would not be valid ports: wipe calls it).
+cluster_load_ports() {
+    cluster_wanted_ports || true
+    local i
+    for i in "${CLUSTER_NODES[@]}"; do
+        node_recorded_ports "$i" || true
+    done
+}
+
+cluster_urls() {
+    local i out=""
+    for i in "${CLUSTER_NODES[@]}"; do
+        out+="${out:+,}$(node_url "$i")"
+    done
+    echo "$out"
+}
+
+node_pid() {
+    local pid f
+    f=$(node_pidfile "$1")
+    [[ -r "$f" ]] || return 1
+    pid=$(<"$f")
+    alive "$pid" || return 1
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == nats-server ]] || return 1
+    echo "$pid"
+}
+
+cluster_any_running() {
+    local i
+    for i in "${CLUSTER_NODES[@]}"; do
+        node_pid "$i" >/dev/null && return 0
+    done
+    return 1
+}
+
+node_js_enabled() {
+    curl -fsS -m 2 "http://127.0.0.1:${C_MON[$1]}/healthz?js-enabled-only=true" >/dev/null 2>&1
+}
+
+# node_meta_leader I: the JetStream meta leader node I knows of (empty: none).
+node_meta_leader() {
+    curl -fsS -m 2 "http://127.0.0.1:${C_MON[$1]}/jsz" 2>/dev/null | tr -d '\n' |
+        sed -n 's/.*"meta_cluster": *{[^}]*"leader": *"\([^"]*\)".*/\1/p'
+}
+
+# leader_alive NAME: NAME is one of our nodes and it runs (right after a
+# kill -9 the survivors still name the dead node for a few seconds).
+leader_alive() {
+    [[ "$1" =~ ^n([123])$ ]] && node_pid "${BASH_REMATCH[1]}" >/dev/null
+}
+
+# every running node knows the same meta leader, and it is alive
+cluster_has_leader() {
+    local i l first=""
+    for i in "${CLUSTER_NODES[@]}"; do
+        node_pid "$i" >/dev/null || continue
+        l=$(node_meta_leader "$i")
+        [[ -n "$l" ]] || return 1
+        [[ -z "$first" || "$first" == "$l" ]] || return 1
+        first=$l
+    done
+    [[ -n "$first" ]] && leader_alive "$first"
+}
+
+# The meta leader as the first running node sees it (may be stale: see
+# leader_alive).
+cluster_leader_name() {
+    local i l
+    for i in "${CLUSTER_NODES[@]}"; do
+        node_pid "$i" >/dev/null || continue
+        l=$(node_meta_leader "$i")
+        [[ -n "$l" ]] && {
+            echo "$l"
+            return 0
+        }
+    done
+    return 1
+}
+
+node_write_conf() {
+    local i=$1 j routes=""
+    for j in "${CLUSTER_NODES[@]}"; do
+        ((j == i)) || routes+="    nats-route://127.0.0.1:${C_ROUTE[$j]}"$'\n'
+    done
+    mkdir -p "$(node_dir "$i")"
+    cat >"$(node_conf "$i")" <<CONF
+# Written by scripts/stack.sh (cluster up); edit the script, not this file.
+# stockflow-ports: client=${C_PORT[$i]} route=${C_ROUTE[$i]} monitor=${C_MON[$i]}
+server_name: n$i
+listen: 127.0.0.1:${C_PORT[$i]}
+http: 127.0.0.1:${C_MON[$i]}
+pid_file: "$(node_pidfile "$i")"
+jetstream {
+  store_dir: "$(node_dir "$i")"
+}
+cluster {
+  name: $CLUSTER_NAME
+  listen: 127.0.0.1:${C_ROUTE[$i]}
+  routes: [
+$routes  ]
+}
+CONF
+}
+
+# node_check_ports I: die unless every port of node I is free.
+node_check_ports() {
+    local i=$1 p
+    for p in "${C_PORT[$i]}" "${C_ROUTE[$i]}" "${C_MON[$i]}"; do
+        if port_open "$p"; then
+            if [[ "$p" == "$NATS_PORT" ]] && nats_pid >/dev/null; then
+                die "cluster: n$i: port $p is the single nats-server's of 'stack.sh up': stop it with 'stack.sh nats-stop', or set CLUSTER_PORTS"
+            fi
+            die "cluster: n$i: port $p is already in use by another process"
+        fi
+    done
+}
+
+# node_spawn I: start node I detached, without waiting; its pid goes to
+# SPAWNED_PID (not echoed: a command substitution would run this in a
+# subshell, where die could not stop the script).
+SPAWNED_PID=""
+node_spawn() {
+    local i=$1
+    node_check_ports "$i"
+    rm -f "$(node_pidfile "$i")"
+    setsid nohup nats-server -c "$(node_conf "$i")" >>"$(node_log "$i")" 2>&1 </dev/null \
+        3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+    # shellcheck disable=SC2128 # $! is the background job's pid, not an array
+    SPAWNED_PID=$!
+}
+
+# node_await I PID: wait until node I answers with JetStream enabled.
+node_await() {
+    local i=$1 child=$2
+    local deadline=$((SECONDS + STACK_TIMEOUT))
+    until node_js_enabled "$i"; do
+        if ! alive "$child" || ((SECONDS >= deadline)); then
+            alive "$child" && kill -INT "$child" 2>/dev/null
+            say "cluster: n$i failed to start on 127.0.0.1:${C_PORT[$i]}"
+            show_log "$(node_log "$i")"
+            exit 1
+        fi
+        sleep 0.1
+    done
+}
+
+cluster_await_leader() {
+    local t0=$SECONDS
+    wait_for "a JetStream meta leader known to every running node" cluster_has_leader || {
+        local i
+        for i in "${CLUSTER_NODES[@]}"; do show_log "$(node_log "$i")"; done
+        exit 1
+    }
+    say "cluster: meta leader $(cluster_leader_name) (after $((SECONDS - t0)) s)"
+}
+
+cluster_require() {
+    command -v nats-server >/dev/null || die "nats-server not found: run scripts/deps.sh"
+    command -v curl >/dev/null || die "curl not found (the cluster's health checks need it): run scripts/deps.sh"
+}
+
+cluster_up() {
+    cluster_require
+    cluster_wanted_ports || die "cluster: $PORTS_ERR"
+    local -A want=()
+    local i pid
+    for i in "${CLUSTER_NODES[@]}"; do
+        want[$i]="${C_PORT[$i]} ${C_ROUTE[$i]} ${C_MON[$i]}"
+    done
+    local -a started=() pids=()
+    # Start every missing node first, then wait: a node's JetStream waits for
+    # its peers, so starting them one after another would serialise that.
+    for i in "${CLUSTER_NODES[@]}"; do
+        if pid=$(node_pid "$i"); then
+            node_recorded_ports "$i" || true
+            [[ "${C_PORT[$i]} ${C_ROUTE[$i]} ${C_MON[$i]}" == "${want[$i]}" ]] ||
+                die "cluster: n$i (pid $pid) runs on ports client/route/monitor ${C_PORT[$i]}/${C_ROUTE[$i]}/${C_MON[$i]}, not ${want[$i]// //}: 'stack.sh cluster down' first"
+            say "cluster: n$i already running (pid $pid) $(node_url "$i")"
+            continue
+        fi
+        node_check_ports "$i" # all of them before starting any
+        started+=("$i")
+    done
+    for i in "${started[@]}"; do
+        node_write_conf "$i"
+        node_spawn "$i"
+        pids+=("$SPAWNED_PID")
+    done
+    local k
+    for ((k = 0; k < ${#started[@]}; k++)); do
+        node_await "${started[$k]}" "${pids[$k]}"
+    done
+    for i in "${started[@]}"; do
+        pid=$(node_pid "$i") || pid="?"
+        say "cluster: n$i started (pid $pid) $(node_url "$i"), log $(node_log "$i")"
+    done
+    cluster_await_leader
+}
+
+cluster_down() {
+    cluster_load_ports
+    local i pid
+    local -a stopping=()
+    for i in "${CLUSTER_NODES[@]}"; do
+        if pid=$(node_pid "$i"); then
+            kill -INT "$pid" 2>/dev/null || true # SIGINT: exits 0
+            stopping+=("$i:$pid")
+        fi
+    done
+    ((${#stopping[@]} > 0)) || {
+        say "cluster: not running"
+        return 0
+    }
+    local e
+    for e in "${stopping[@]}"; do
+        i=${e%%:*}
+        pid=${e#*:}
+        if ! wait_for "cluster node n$i (pid $pid) to exit" dead "$pid"; then
+            say "cluster: n$i still running after SIGINT, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.2
+        fi
+        rm -f "$(node_pidfile "$i")"
+        say "cluster: n$i stopped (pid $pid)"
+    done
+}
+
+cluster_status() {
+    cluster_load_ports
+    local i pid rc=0 leader
+    for i in "${CLUSTER_NODES[@]}"; do
+        if pid=$(node_pid "$i"); then
+            echo "n$i: running (pid $pid) $(node_url "$i") route ${C_ROUTE[$i]} monitor http://127.0.0.1:${C_MON[$i]}"
+        else
+            echo "n$i: stopped $(node_url "$i")"
+            rc=3
+        fi
+    done
+    if cluster_any_running && leader=$(cluster_leader_name); then
+        if leader_alive "$leader"; then
+            echo "meta leader: $leader"
+        else
+            echo "meta leader: $leader, which is down (an election is due)"
+            rc=3
+        fi
+    else
+        echo "meta leader: none"
+        rc=3
+    fi
+    return "$rc"
+}
+
+# node_arg ARG: 1..3 or n1..n3 -> 1..3
+node_arg() {
+    local a=${1:-}
+    a=${a#n}
+    [[ "$a" =~ ^[123]$ ]] || die "cluster: node must be 1, 2 or 3 (or n1..n3), got '${1:-}'"
+    echo "$a"
+}
+
+cluster_kill() {
+    local i pid
+    i=$(node_arg "${1:-}")
+    cluster_load_ports
+    if ! pid=$(node_pid "$i"); then
+        say "cluster: n$i not running"
+        return 0
+    fi
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_for "cluster node n$i (pid $pid) to die" dead "$pid" || die "cluster: n$i (pid $pid) survives SIGKILL"
+    rm -f "$(node_pidfile "$i")"
+    say "cluster: n$i killed (pid $pid, SIGKILL)"
+}
+
+cluster_start() {
+    local i pid
+    i=$(node_arg "${1:-}")
+    cluster_require
+    cluster_load_ports
+    [[ -r "$(node_conf "$i")" ]] || die "cluster: n$i has no configuration: run 'stack.sh cluster up' first"
+    if pid=$(node_pid "$i"); then
+        say "cluster: n$i already running (pid $pid)"
+    else
+        node_spawn "$i"
+        node_await "$i" "$SPAWNED_PID"
+        pid=$(node_pid "$i") || true
+        say "cluster: n$i started (pid $pid) $(node_url "$i"), data kept"
+    fi
+    cluster_await_leader
+}
+
+cluster_main() {
+    local sub=${1:-}
+    [[ $# -gt 0 ]] && shift
+    case "$sub" in
+    up)
+        lock
+        cluster_up
+        pg_start
+        echo "INV_NATS_URL=$(cluster_urls)"
+        echo "INV_PG_DSN=$(pg_dsn)"
+        ;;
+    down) lock && cluster_down ;;
+    status) cluster_status ;;
+    *)
+        echo "stack: cluster: unknown command '${sub}' (up, down, status)" >&2
+        usage
+        ;;
+    esac
+}
+
 # -------------------------------------------------------------- commands ---
 
 print_urls() {
@@ -408,13 +809,15 @@ cmd_status() {
 
 cmd_wipe() {
     nats_stop
+    cluster_down
     pg_stop
     pg_resolve_dir
     case "$PG_DIR" in
     "$STACK_DIR"/* | /var/tmp/stockflow-pg-*) rm -rf "$PG_DIR" ;;
     *) say "wipe: leaving PG_DIR=$PG_DIR alone (outside STACK_DIR)" ;;
     esac
-    rm -rf "$NATS_DIR" "$NATS_LOG" "$NATS_PID" "$STACK_DIR/pg.location" "$STACK_DIR/initdb.log"
+    rm -rf "$NATS_DIR" "$NATS_LOG" "$NATS_PID" "$CLUSTER_DIR" "$STACK_DIR/pg.location" \
+        "$STACK_DIR/initdb.log"
     say "wiped $STACK_DIR"
 }
 
@@ -422,7 +825,8 @@ usage() {
     cat >&2 <<'USAGE'
 usage: stack.sh up | down | status | env | wipe
                 nats-start | nats-stop [kill] | pg-start | pg-stop [immediate]
-                cluster (not yet implemented)
+                cluster up | down | status
+                cluster-kill N | cluster-start N      (N = 1, 2, 3 or n1..n3)
 USAGE
     exit 2
 }
@@ -444,7 +848,12 @@ main() {
         ;;
     status) cmd_status ;;
     env)
-        printf 'export INV_NATS_URL=%q\n' "$(nats_url)"
+        cluster_load_ports
+        if cluster_any_running; then
+            printf 'export INV_NATS_URL=%q\n' "$(cluster_urls)"
+        else
+            printf 'export INV_NATS_URL=%q\n' "$(nats_url)"
+        fi
         printf 'export INV_PG_DSN=%q\n' "$(pg_dsn)"
         ;;
     wipe)
@@ -455,10 +864,9 @@ main() {
     nats-stop) lock && nats_stop "$@" ;;
     pg-start) lock && pg_start ;;
     pg-stop) lock && pg_stop "$@" ;;
-    cluster)
-        echo "stack: cluster: not yet implemented" >&2
-        exit 2
-        ;;
+    cluster) cluster_main "$@" ;;
+    cluster-kill) lock && cluster_kill "$@" ;;
+    cluster-start) lock && cluster_start "$@" ;;
     -h | --help | help) usage ;;
     *)
         echo "stack: unknown command '${cmd}'" >&2
