@@ -1142,6 +1142,8 @@ sf_status sf_broker_publish_sync(sf_broker *b, const char *subject, const char *
 struct sf_sub {
     sf_broker *b;
     natsSubscription *sub;
+    char stream[SF_STR_MAX + 1]; /* to bind again (sub__renew) */
+    char durable[SF_STR_MAX + 1];
     char label[128]; /* stream/durable for messages */
 };
 
@@ -1200,12 +1202,56 @@ sf_status sf_broker_ensure_channel_consumer(sf_broker *b, const char *channel, c
     return SF_OK;
 }
 
+/* A new nats.c pull subscription bound to s's durable (a new inbox). */
+static sf_status sub__bind(sf_sub *s, natsSubscription **out, sf_error *err)
+{
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = s->stream;
+    so.Consumer = s->durable;
+    jsErrCode code = 0;
+    natsStatus ns = js_PullSubscribe(out, s->b->js, NULL, s->durable, NULL, &so, &code);
+    if (ns != NATS_OK)
+        return BROKER_ERR(err, broker__map_js(s->b, ns, code), ns, "pull subscribe %s (NATS %s)",
+                          s->label, s->b->urls);
+    return SF_OK;
+}
+
+/* nats.c 3.4.1's Fetch writes past the end of its message array (heap
+ * corruption: consumers died of SIGSEGV and SIGABRT, and one sidelined a
+ * phantom message, in `make test-fault` after nats-server was paused) when
+ * it starts with messages already queued on the subscription and more keep
+ * arriving. Those are answers to earlier pull requests that came after
+ * their Fetch gave up: requests sent while the server was paused or slow
+ * are all served when it resumes, and a Fetch that takes some queued
+ * messages stops short of its own request, leaving more behind. So a
+ * subscription with anything queued is never fetched from again: it is
+ * replaced by a new one (a new inbox); the old one and whatever is still
+ * addressed to it are dropped unacknowledged and come back after AckWait. */
+static sf_status sub__renew_if_stale(sf_sub *s, sf_error *err)
+{
+    int queued = 0, bytes = 0;
+    if (natsSubscription_GetPending(s->sub, &queued, &bytes) != NATS_OK || queued == 0)
+        return SF_OK;
+    natsSubscription *fresh = NULL;
+    sf_status st = sub__bind(s, &fresh, err);
+    if (st != SF_OK)
+        return st; /* keep the old one, unused, until a bind succeeds */
+    /* Destroy, not Unsubscribe: the durable consumer stays on the server. */
+    natsSubscription_Destroy(s->sub);
+    s->sub = fresh;
+    return SF_OK;
+}
+
 sf_status sf_broker_pull_subscribe(sf_broker *b, const char *stream, const char *durable,
                                    sf_sub **out, sf_error *err)
 {
     if (!b || !stream || !*stream || !durable || !*durable || !out)
         return SF_ERR(err, SF_EINVAL, "pull subscribe: stream and durable are required");
     *out = NULL;
+    if (strlen(stream) > SF_STR_MAX || strlen(durable) > SF_STR_MAX)
+        return SF_ERR(err, SF_EINVAL, "pull subscribe: stream or durable longer than %d bytes",
+                      SF_STR_MAX);
     sf_status st = broker__check_connected(b, err, "pull subscribe", stream);
     if (st != SF_OK)
         return st;
@@ -1232,16 +1278,10 @@ sf_status sf_broker_pull_subscribe(sf_broker *b, const char *stream, const char 
     if (!ss)
         return SF_ERR(err, SF_ENOMEM, "pull subscribe %s/%s: out of memory", stream, durable);
     ss->b = b;
+    snprintf(ss->stream, sizeof ss->stream, "%s", stream);
+    snprintf(ss->durable, sizeof ss->durable, "%s", durable);
     snprintf(ss->label, sizeof ss->label, "%s/%s", stream, durable);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = stream;
-    so.Consumer = durable;
-    code = 0;
-    s = js_PullSubscribe(&ss->sub, b->js, NULL, durable, NULL, &so, &code);
-    if (s != NATS_OK) {
-        st = BROKER_ERR(err, broker__map_js(b, s, code), s, "pull subscribe %s (NATS %s)",
-                        ss->label, b->urls);
+    if ((st = sub__bind(ss, &ss->sub, err)) != SF_OK) {
         free(ss);
         return st;
     }
@@ -1303,6 +1343,8 @@ sf_status sf_sub_fetch(sf_sub *s, int max, int timeout_ms, sf_batch *bt, sf_erro
         bt->meta_cap = (size_t)max;
     }
     sf_status st = broker__check_connected(s->b, err, "fetch", s->label);
+    if (st == SF_OK)
+        st = sub__renew_if_stale(s, err);
     if (st != SF_OK)
         return st;
     jsErrCode code = 0;
