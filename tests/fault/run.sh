@@ -33,7 +33,8 @@
 #
 # Private stack: STACK_DIR=var/fault-stack, NATS 54222 (monitor 58222),
 # PostgreSQL 55432, ZeroMQ ingest 54555; wiped first, stopped on exit. Logs
-# and inputs stay in var/fault-stack/run/.
+# stay in var/fault-stack/run/, and after a failure the inputs and the
+# servers' data too.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -153,6 +154,7 @@ SUPERVISORS=()
 declare -A PAUSED=() INJECTED=() ENDS_AT=()
 WORKER_PID=""
 CLIENT_PID=""
+BG_PIDS=()
 RESULT=""
 
 # supervise NAME COMM CMD...: run CMD, restart it whenever it exits until
@@ -221,17 +223,23 @@ cleanup() {
     for pid in "${PAUSED[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
     if [[ -d "$RUN" ]]; then
         touch "$RUN/stop"
-        for pid in $WORKER_PID $CLIENT_PID; do
+        for pid in $WORKER_PID $CLIENT_PID "${BG_PIDS[@]}"; do
             kill -TERM "$pid" 2>/dev/null || true
         done
         if pid=$(pid_of producer inv-); then kill -KILL "$pid" 2>/dev/null || true; fi
         ((${#SUPERVISORS[@]} == 0)) || stop_services
-        for pid in $WORKER_PID $CLIENT_PID; do wait "$pid" 2>/dev/null || true; done
+        for pid in $WORKER_PID $CLIENT_PID "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     fi
     if [[ "${FAULT_KEEP:-0}" == 1 ]]; then
         say "FAULT_KEEP=1: stack left running in $STACK_DIR ($INV_NATS_URL, $INV_PG_DSN)"
     else
         "$STACK" down >/dev/null 2>&1 || true
+        # A pass keeps only the logs; a failure keeps the data and inputs
+        # too, for $RUN/check.sh with FAULT_KEEP=1 or a look at the stores.
+        if ((rc == 0)); then
+            "$STACK" wipe >/dev/null 2>&1 || true
+            rm -rf "$IN" "$RBIN"
+        fi
     fi
     if ((rc != 0)); then
         echo "SEED=$SEED: ${RESULT:-FAIL (exit $rc)}; logs in $LOGS (make test-fault SEED=$SEED repeats the run)" >&2
@@ -372,6 +380,11 @@ plan() { # plan KIND COUNT MIN_DUR MAX_DUR WINDOW_MS: appends to SCHEDULE
         t=$((3000 + j * span + R))
         case "$kind" in
         kill-producer) SCHEDULE+=("$t kill producer -") ;;
+        kill-supplier)
+            # into the run: a 1M-event run's supplier feeds last 1-2 s
+            rnd $((40 + 360 * (EVENTS < 1000000 ? EVENTS : 1000000) / 1000000))
+            SCHEDULE+=("$t kill-supplier producer $R")
+            ;;
         kill-zmq) SCHEDULE+=("$t kill zmq-ingest -") ;;
         kill-consumer)
             rnd "$CONSUMERS"
@@ -402,7 +415,8 @@ plan() { # plan KIND COUNT MIN_DUR MAX_DUR WINDOW_MS: appends to SCHEDULE
     done
 }
 # Pauses last longer than the ack wait (10 s) with a margin.
-plan kill-producer 3 0 0 "$W_PRODUCE"
+plan kill-producer 2 0 0 "$W_PRODUCE"
+plan kill-supplier 1 0 0 $((W_PRODUCE / 2)) # supplier runs are still to come
 plan kill-zmq 2 0 0 "$W_PRODUCE"
 plan pause-zmq 1 12000 16000 "$W_PRODUCE"
 plan kill-consumer 4 0 0 "$W_ALL"
@@ -422,6 +436,7 @@ mapfile -t SCHEDULE < <(printf '%s\n' "${SCHEDULE[@]}" | sort -n -k1,1 -s)
         nats-kill) printf '  %8d  kill -9 nats-server, restart after %d ms\n' "$t" "$arg" ;;
         pg-stop) printf '  %8d  pg-stop immediate, pg-start after %d ms\n' "$t" "$arg" ;;
         stop) printf '  %8d  SIGSTOP %s for %d ms\n' "$t" "$target" "$arg" ;;
+        kill-supplier) printf '  %8d  kill -9 the next inv-supplier run, %d ms after it starts\n' "$t" "$arg" ;;
         *) printf '  %8d  %s %s\n' "$t" "$act" "$target" ;;
         esac
     done
@@ -536,6 +551,29 @@ for line in "${SCHEDULE[@]}"; do
             log "kill -9 $target: not running, skipped [planned $t ms]"
         fi
         ;;
+    kill-supplier)
+        # Supplier runs are short: wait in the background for the next one
+        # (the kill is counted from its exit status, like every producer's).
+        (
+            last=""
+            for ((w = 0; w < 1200; w++)); do
+                kill -0 "$WORKER_PID" 2>/dev/null || break # no run to come
+                if pid=$(pid_of producer inv-supplier) && [[ "$pid" != "$last" ]]; then
+                    last=$pid
+                    sleep "$((arg / 1000)).$(printf '%03d' $((arg % 1000)))"
+                    if [[ "$(pid_of producer inv-supplier)" == "$pid" ]] &&
+                        kill -KILL "$pid" 2>/dev/null; then
+                        log "kill -9 inv-supplier: producer (pid $pid), ${arg} ms after it was seen [planned $t ms]"
+                        exit 0
+                    fi
+                    log "kill -9 inv-supplier: pid $pid finished first, waiting for the next run"
+                fi
+                sleep 0.05
+            done
+            log "kill -9 inv-supplier: no supplier run came, skipped [planned $t ms]"
+        ) &
+        BG_PIDS+=($!)
+        ;;
     nats-kill)
         ENDS_AT[nats-server]=$((NOW_MS + arg))
         if pid=$(<"$STACK_DIR/nats.pid") && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == nats-server ]]; then
@@ -590,6 +628,8 @@ for line in "${SCHEDULE[@]}"; do
         ;;
     esac
 done
+for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+BG_PIDS=()
 say "fault schedule done; waiting for the producers"
 
 # ---------------------------------------------------------------- drain ---
