@@ -80,6 +80,9 @@ cat <<MSG
    INV_NATS_URL=$INV_NATS_URL
    INV_PG_DSN=$INV_PG_DSN
    try: INV_PG_DSN="$INV_PG_DSN" $BIN/invctl stock TSHIRT-BLK-M --json
-   dashboard: not built yet (inv-api arrives with issue 10)
+   stock API: KEY=\$($BIN/invctl apikey add me --scope read | tail -n 1); $BIN/inv-api &
+              curl -H "Authorization: Bearer \$KEY" localhost:8080/v1/stock/LAMP-OAK-01
+   ops feed:  $BIN/invctl ops tail   (inv-api runs the feed's proxy)
+   dashboard: not built yet (issue 10)
    stop it with: scripts/stack.sh down
 MSG
