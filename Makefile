@@ -51,7 +51,7 @@ BENCH_BIN  := $(BENCH_SRC:%.c=$(BUILD)/%)
 UNIT_BIN   := $(UNIT_SRC:%.c=$(BUILD)/%)
 INTEG_BIN  := $(INTEG_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all deps test test-unit test-integration test-asan test-fault fuzz fuzz-build bench demo \
+.PHONY: all deps test test-unit test-integration test-asan test-fault fuzz fuzz-build bench bench-scaling demo \
         stack-up stack-down format format-check clean tests-build bench-build test-run-only
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -123,8 +123,11 @@ test-run-only:
 
 # make test-fault: the fault suite (tests/fault/run.sh): a generated workload
 # through the whole pipeline on a private stack while processes and servers
-# are killed and paused at seeded moments, then a Jepsen-style check.
-# SEED=N repeats a run; EVENTS=N changes its size (default 1000000).
+# are killed and paused at seeded moments, then a Jepsen-style check; first
+# on one nats-server (EVENTS, default 1000000, within FAULT_BUDGET=720 s),
+# then on a 3-node cluster whose INV_EVENTS leader is killed mid-run
+# (CLUSTER_EVENTS=300000 within CLUSTER_BUDGET=420 s). One SEED (printed;
+# SEED=N repeats both runs). .ci/run runs it.
 FAULT_SRC  := $(sort $(wildcard tests/fault/*.c))
 FAULT_BIN  := $(FAULT_SRC:%.c=$(BUILD)/%)
 
@@ -136,7 +139,11 @@ fault-build: $(BINARIES) $(FAULT_BIN)
 
 test-fault: deps
 	@$(MAKE) --no-print-directory fault-build
-	@BUILD=$(BUILD) BIN=$(BIN) tests/fault/run.sh
+	@seed=$${SEED:-$$(( $$(od -An -N4 -tu4 /dev/urandom) % 1000000000 ))}; \
+	echo "make test-fault: SEED=$$seed (one nats-server, then the 3-node cluster)"; \
+	BUILD=$(BUILD) BIN=$(BIN) SEED=$$seed FAULT_BUDGET=$${FAULT_BUDGET:-720} tests/fault/run.sh && \
+	BUILD=$(BUILD) BIN=$(BIN) SEED=$$seed CLUSTER=1 EVENTS=$${CLUSTER_EVENTS:-300000} \
+	    FAULT_BUDGET=$${CLUSTER_BUDGET:-420} tests/fault/run.sh
 
 # make fuzz: every target for FUZZ_SECONDS (default 300) each; make test runs
 # them for 10 s each. Corpora start from tests/fuzz/corpus/<target>/.
@@ -154,6 +161,11 @@ bench: deps
 	@$(MAKE) --no-print-directory bench-build
 	@BUILD=$(BUILD) BIN=$(BIN) bench/pipeline.sh
 	@BIN=$(BIN) bench/convergence.sh
+
+# make bench-scaling: ingest and apply rates with 1, 2 and 4 consumers on
+# streams R1 and R3 (bench/scaling.sh; the table in docs/operations.md).
+bench-scaling: deps all
+	@BIN=$(BIN) bench/scaling.sh
 
 demo: deps all
 	@BIN=$(BIN) scripts/demo.sh

@@ -1590,6 +1590,36 @@ sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs
     return SF_OK;
 }
 
+sf_status sf_broker_stream_cluster(sf_broker *b, const char *stream, char *leader, size_t cap,
+                                   int *replicas, int *current, sf_error *err)
+{
+    if (!b || !stream || !*stream)
+        return SF_ERR(err, SF_EINVAL, "stream info: no stream name");
+    sf_status st = broker__check_connected(b, err, "stream info", stream);
+    if (st != SF_OK)
+        return st;
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    natsStatus s = js_GetStreamInfo(&si, b->js, stream, NULL, &code);
+    if (s != NATS_OK)
+        return BROKER_ERR(err, broker__map_js(b, s, code), s, "stream info %s (NATS %s)", stream,
+                          b->urls);
+    if (leader && cap)
+        snprintf(leader, cap, "%s", si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "");
+    if (replicas)
+        *replicas = (int)si->Config->Replicas;
+    if (current) {
+        *current = 0;
+        for (int i = 0; si->Cluster && i < si->Cluster->ReplicasLen; i++) {
+            const jsPeerInfo *p = si->Cluster->Replicas[i];
+            if (p->Current && !p->Offline && p->Lag == 0)
+                (*current)++;
+        }
+    }
+    jsStreamInfo_Destroy(si);
+    return SF_OK;
+}
+
 sf_status sf_broker_consumer_info(sf_broker *b, const char *stream, const char *durable,
                                   uint64_t *num_pending, uint64_t *num_ack_pending,
                                   uint64_t *num_redelivered, uint64_t *ack_floor, sf_error *err)

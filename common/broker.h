@@ -288,6 +288,13 @@ SF_MUSTCHECK sf_status sf_batch_in_progress_all(sf_batch *bt, sf_error *err);
 SF_MUSTCHECK sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs,
                                              uint64_t *bytes, uint64_t *first_seq,
                                              uint64_t *last_seq, sf_error *err);
+/* The stream's replica group: leader (the server name, "" when the stream
+ * is not clustered or has no leader right now; cap bytes with the NUL),
+ * replicas (configured) and current (followers caught up, online, lag 0).
+ * Any out-pointer may be NULL. */
+SF_MUSTCHECK sf_status sf_broker_stream_cluster(sf_broker *b, const char *stream, char *leader,
+                                                size_t cap, int *replicas, int *current,
+                                                sf_error *err);
 /* num_pending: lag (stored, not yet delivered); num_ack_pending: delivered,
  * not yet acknowledged; ack_floor: the stream sequence up to which every
  * message is acknowledged. */

@@ -43,7 +43,8 @@ int cmd_status(const sf_config *cfg, int argc, char **argv)
             json = 1;
         else if (opt == 'h') {
             printf("usage: invctl status [--json]\nStream depths, consumer lag (pending), "
-                   "unacknowledged and redelivered counts, DLQ depth.\n");
+                   "unacknowledged and redelivered counts, ack floor, DLQ depth, and on a\n"
+                   "cluster INV_EVENTS' leader and how many of its followers are current.\n");
             return 0;
         } else
             return 2;
@@ -53,23 +54,28 @@ int cmd_status(const sf_config *cfg, int argc, char **argv)
     sf_broker *b = NULL;
     uint64_t ev_msgs = 0, dlq_msgs = 0, ch_msgs = 0, bytes, first, last, pending = 0,
              ack_pending = 0, redelivered = 0, ack_floor = 0, ev_last = 0;
+    char leader[64] = "";
+    int replicas = 0, current = 0;
     int rc = 1;
     if (status__connect(cfg, &b, &err) ||
         sf_broker_stream_info(b, SF_STREAM_EVENTS, &ev_msgs, &bytes, &first, &ev_last, &err) ||
         sf_broker_stream_info(b, SF_STREAM_DLQ, &dlq_msgs, &bytes, &first, &last, &err) ||
         sf_broker_stream_info(b, SF_STREAM_CHANNEL, &ch_msgs, &bytes, &first, &last, &err) ||
         sf_broker_consumer_info(b, SF_STREAM_EVENTS, SF_CONSUMER_APPLIER, &pending, &ack_pending,
-                                &redelivered, &ack_floor, &err)) {
+                                &redelivered, &ack_floor, &err) ||
+        sf_broker_stream_cluster(b, SF_STREAM_EVENTS, leader, sizeof leader, &replicas, &current,
+                                 &err)) {
         fprintf(stderr, "invctl status: %s\n", err.msg);
         goto out;
     }
     if (json)
         status__print_json(json_pack(
-            "{s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I, s:I, s:I}}", "events", (json_int_t)ev_msgs,
-            "dlq", (json_int_t)dlq_msgs, "channel", (json_int_t)ch_msgs, "consumer", "name",
-            SF_CONSUMER_APPLIER, "pending", (json_int_t)pending, "ack_pending",
+            "{s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:{s:s?, s:i, s:i}}", "events",
+            (json_int_t)ev_msgs, "dlq", (json_int_t)dlq_msgs, "channel", (json_int_t)ch_msgs,
+            "consumer", "name", SF_CONSUMER_APPLIER, "pending", (json_int_t)pending, "ack_pending",
             (json_int_t)ack_pending, "redelivered", (json_int_t)redelivered, "ack_floor",
-            (json_int_t)ack_floor, "last_seq", (json_int_t)ev_last));
+            (json_int_t)ack_floor, "last_seq", (json_int_t)ev_last, "events_replicas", "leader",
+            leader[0] ? leader : NULL, "replicas", replicas, "current_followers", current));
     else
         printf("INV_EVENTS   %" PRIu64 " messages (last seq %" PRIu64 ")\n"
                "INV_DLQ      %" PRIu64 " messages\n"
@@ -77,6 +83,9 @@ int cmd_status(const sf_config *cfg, int argc, char **argv)
                "stock-applier: %" PRIu64 " pending (lag), %" PRIu64 " unacknowledged, %" PRIu64
                " redelivered, ack floor %" PRIu64 "\n",
                ev_msgs, ev_last, dlq_msgs, ch_msgs, pending, ack_pending, redelivered, ack_floor);
+    if (!json && replicas > 1)
+        printf("INV_EVENTS   %d replicas: leader %s, %d of %d followers current\n", replicas,
+               leader[0] ? leader : "(none: election in progress)", current, replicas - 1);
     rc = 0;
 out:
     sf_broker_close(b);

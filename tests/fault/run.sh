@@ -14,8 +14,16 @@
 # workload is all valid). The last line is "N passed, N failed" (the five
 # counts, plus crashes and the DLQ when they fail) for .ci/run's total.
 #
+# CLUSTER=1 runs the same workload against a 3-node nats-server cluster
+# (scripts/stack.sh cluster up; INV_EVENTS, INV_DLQ and INV_CHANNEL with 3
+# replicas): instead of killing and pausing the single nats-server it kills
+# -9 the INV_EVENTS stream leader (found from stream info: invctl status)
+# mid-run, keeps that node down for 30-40 s and checks that the pipeline
+# went on applying events meanwhile (a failure if it did not), then restarts
+# the node and waits until its replicas are current again.
+#
 # Environment (defaults): SEED (random, printed; SEED=N repeats a run),
-# EVENTS=1000000, CONSUMERS=3, RECONCILERS=2, PRODUCE_SECS (how long the
+# EVENTS=1000000, CLUSTER=0, CONSUMERS=3, RECONCILERS=2, PRODUCE_SECS (how long the
 # producers are spread over; max(30, EVENTS/8000)), FAULT_SECS (the window
 # of the faults on consumers, reconcilers and servers; 2 x PRODUCE_SECS),
 # FAULT_BUDGET=1140 (s the whole run may take: it fails past that),
@@ -45,10 +53,11 @@ EVENTS=${EVENTS:-1000000}
 CONSUMERS=${CONSUMERS:-3}
 RECONCILERS=${RECONCILERS:-2}
 FAULT_BUDGET=${FAULT_BUDGET:-1140}
+CLUSTER=${CLUSTER:-0}
 if [[ -z "${SEED:-}" ]]; then
     SEED=$(($(od -An -N4 -tu4 /dev/urandom) % 1000000000))
 fi
-for v in SEED EVENTS CONSUMERS RECONCILERS FAULT_BUDGET; do
+for v in SEED EVENTS CONSUMERS RECONCILERS FAULT_BUDGET CLUSTER; do
     if ! [[ "${!v}" =~ ^[0-9]{1,10}$ ]]; then
         echo "run.sh: $v must be a non-negative integer, got '${!v}'" >&2
         exit 2
@@ -59,8 +68,8 @@ done
     echo "run.sh: SEED must be 0..999999999" >&2
     exit 2
 }
-((EVENTS >= 1000 && CONSUMERS >= 1 && CONSUMERS <= 8 && RECONCILERS >= 1 && RECONCILERS <= 4)) || {
-    echo "run.sh: need EVENTS >= 1000, CONSUMERS 1..8, RECONCILERS 1..4" >&2
+((CLUSTER <= 1 && EVENTS >= 1000 && CONSUMERS >= 1 && CONSUMERS <= 8 && RECONCILERS >= 1 && RECONCILERS <= 4)) || {
+    echo "run.sh: need CLUSTER 0 or 1, EVENTS >= 1000, CONSUMERS 1..8, RECONCILERS 1..4" >&2
     exit 2
 }
 PRODUCE_SECS=${PRODUCE_SECS:-$((EVENTS / 8000 > 30 ? EVENTS / 8000 : 30))}
@@ -91,6 +100,13 @@ ZMQ_ENDPOINT="tcp://127.0.0.1:54555"
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 STACK="$ROOT/scripts/stack.sh"
 export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+MODE="one nats-server"
+if ((CLUSTER)); then
+    # n1..n3 on client ports 54222..54224 (routes +2000, monitors +4000)
+    export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT,nats://127.0.0.1:$((NATS_PORT + 1)),nats://127.0.0.1:$((NATS_PORT + 2))"
+    unset CLUSTER_PORTS CLUSTER_ROUTE_PORTS CLUSTER_MON_PORTS
+    MODE="3-node nats-server cluster, streams with 3 replicas"
+fi
 export INV_PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=$PG_DB user=postgres"
 unset INV_NOW_MS INV_OPS_ENDPOINT
 RUN="$STACK_DIR/run"
@@ -233,6 +249,7 @@ cleanup() {
     if [[ "${FAULT_KEEP:-0}" == 1 ]]; then
         say "FAULT_KEEP=1: stack left running in $STACK_DIR ($INV_NATS_URL, $INV_PG_DSN)"
     else
+        "$STACK" cluster down >/dev/null 2>&1 || true
         "$STACK" down >/dev/null 2>&1 || true
         # A pass keeps only the logs; a failure keeps the data and inputs
         # too, for $RUN/check.sh with FAULT_KEEP=1 or a look at the stores.
@@ -260,7 +277,7 @@ done
 exec 7>"/tmp/stockflow-fault-$PG_PORT.lock"
 flock -n 7 || die "another fault run holds /tmp/stockflow-fault-$PG_PORT.lock"
 
-echo "== stockflow fault suite: SEED=$SEED EVENTS=$EVENTS (make test-fault SEED=$SEED repeats it) =="
+echo "== stockflow fault suite: SEED=$SEED EVENTS=$EVENTS CLUSTER=$CLUSTER ($MODE; make test-fault SEED=$SEED repeats it) =="
 "$STACK" wipe >/dev/null 2>&1 || true
 rm -rf "$STACK_DIR"
 mkdir -p "$IN" "$LOGS" "$PIDS" "$RBIN" "$RUN/cores"
@@ -271,11 +288,18 @@ trap 'RESULT="FAIL (interrupted)"; exit 130' INT TERM
 # not change what a restart runs.
 cp "$BIN"/{inv-ingest,inv-consumer,inv-reconciler,inv-supplier,invctl} \
     "$BUILD"/tests/fault/{fault_check,fault_zmq_client} "$RBIN/"
-"$STACK" up >/dev/null 2>>"$LOGS/stack.log" || {
+STACK_UP=(up)
+((CLUSTER)) && STACK_UP=(cluster up)
+"$STACK" "${STACK_UP[@]}" >/dev/null 2>>"$LOGS/stack.log" || {
     cat "$LOGS/stack.log" >&2
-    die "stack.sh up"
+    die "stack.sh ${STACK_UP[*]}"
 }
-"$RBIN/invctl" setup >"$LOGS/setup.log" 2>&1 || die "invctl setup (see $LOGS/setup.log)"
+cat >"$CONF" <<CONF
+; written by tests/fault/run.sh
+[nats]
+replicas = $((CLUSTER ? 3 : 1))
+CONF
+"$RBIN/invctl" --config "$CONF" setup >"$LOGS/setup.log" 2>&1 || die "invctl setup (see $LOGS/setup.log)"
 
 # Channels: ats = max(0, sum over the locations of max(0, on_hand - reserved
 # - safety stock) - buffer). The checker gets the same definitions.
@@ -294,8 +318,8 @@ SAFETY_ARGS=(--safety LOC-2=3 --safety LOC-7=5)
 
 locmap=""
 for ((i = 1; i <= LOCATIONS; i++)); do locmap+="${locmap:+, }LOC-$i=LOC-$i"; done
-cat >"$CONF" <<CONF
-; written by tests/fault/run.sh
+cat >>"$CONF" <<CONF
+
 [supplier.$SUPPLIER]
 format = csv
 sku_map = identity
@@ -395,6 +419,7 @@ plan() { # plan KIND COUNT MIN_DUR MAX_DUR WINDOW_MS: appends to SCHEDULE
             SCHEDULE+=("$t kill reconciler-$((R + 1)) -")
             ;;
         nats) SCHEDULE+=("$t nats-kill nats-server $dur" "$((t + dur)) nats-start nats-server -") ;;
+        leader) SCHEDULE+=("$t leader-kill nats-leader $dur" "$((t + dur)) leader-start nats-leader -") ;;
         pg) SCHEDULE+=("$t pg-stop postgres $dur" "$((t + dur)) pg-start postgres -") ;;
         pause-*)
             case "$kind" in
@@ -421,11 +446,17 @@ plan kill-zmq 2 0 0 "$W_PRODUCE"
 plan pause-zmq 1 12000 16000 "$W_PRODUCE"
 plan kill-consumer 4 0 0 "$W_ALL"
 plan kill-reconciler 3 0 0 "$W_ALL"
-plan nats 3 1000 3000 "$W_ALL"
+if ((CLUSTER)); then
+    # the stream leader, while the producers still run (so there is work to
+    # go on with), down long enough to see the pipeline go on without it
+    plan leader 1 30000 40000 $((W_PRODUCE > 45000 ? W_PRODUCE : 45000))
+else
+    plan nats 3 1000 3000 "$W_ALL"
+fi
 plan pg 3 1000 5000 "$W_ALL"
 plan pause-consumer 2 12000 16000 "$W_ALL"
 plan pause-reconciler 2 12000 16000 "$W_ALL"
-plan pause-nats 1 12000 16000 "$W_ALL"
+((CLUSTER)) || plan pause-nats 1 12000 16000 "$W_ALL"
 mapfile -t SCHEDULE < <(printf '%s\n' "${SCHEDULE[@]}" | sort -n -k1,1 -s)
 {
     echo "fault schedule for SEED=$SEED (ms after the producers start):"
@@ -434,6 +465,7 @@ mapfile -t SCHEDULE < <(printf '%s\n' "${SCHEDULE[@]}" | sort -n -k1,1 -s)
         case "$act" in
         kill) printf '  %8d  kill -9 %s\n' "$t" "$target" ;;
         nats-kill) printf '  %8d  kill -9 nats-server, restart after %d ms\n' "$t" "$arg" ;;
+        leader-kill) printf '  %8d  kill -9 the INV_EVENTS leader node, restart after %d ms\n' "$t" "$arg" ;;
         pg-stop) printf '  %8d  pg-stop immediate, pg-start after %d ms\n' "$t" "$arg" ;;
         stop) printf '  %8d  SIGSTOP %s for %d ms\n' "$t" "$target" "$arg" ;;
         kill-supplier) printf '  %8d  kill -9 the next inv-supplier run, %d ms after it starts\n' "$t" "$arg" ;;
@@ -501,6 +533,30 @@ CLIENT_PID=$!
 
 # ------------------------------------------------------- inject faults ---
 count() { INJECTED[$1]=$((${INJECTED[$1]:-0} + 1)); }
+# cluster_state: LEADER (n1..n3, "" during an election), CURRENT (followers
+# caught up), LAST_SEQ (INV_EVENTS) and ACK_FLOOR (stock-applier) from
+# invctl status; returns 1 when JetStream did not answer.
+cluster_state() {
+    local js
+    js=$("$RBIN/invctl" status --json 2>/dev/null | tr -d ' \n') || return 1
+    [[ "$js" =~ \"ack_floor\":([0-9]+),\"last_seq\":([0-9]+) ]] || return 1
+    ACK_FLOOR=${BASH_REMATCH[1]} LAST_SEQ=${BASH_REMATCH[2]}
+    LEADER=""
+    [[ "$js" =~ \"leader\":\"(n[123])\" ]] && LEADER=${BASH_REMATCH[1]}
+    [[ "$js" =~ \"current_followers\":([0-9]+) ]] && CURRENT=${BASH_REMATCH[1]}
+    return 0
+}
+# cluster_state_within SECS: cluster_state retried until it answers with a
+# leader (an election takes 4-25 s here).
+cluster_state_within() {
+    local until=$((SECONDS + $1))
+    while ((SECONDS < until)); do
+        cluster_state && [[ -n "$LEADER" ]] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+LEADER_KILLED="" LEADER_NOTE="" LEADER_FAILED=""
 # hold_until TARGET: an outage or pause that started late still lasts its
 # planned duration (ENDS_AT[TARGET], set when it started).
 hold_until() {
@@ -581,6 +637,38 @@ for line in "${SCHEDULE[@]}"; do
             log "kill -9 nats-server (pid $pid), down ${arg} ms [planned $t ms, late ${late} ms]"
         else
             log "kill -9 nats-server: not running?"
+        fi
+        ;;
+    leader-kill)
+        ENDS_AT[nats-leader]=$((NOW_MS + arg))
+        if cluster_state_within 20; then
+            LEADER_KILLED=$LEADER K_SEQ=$LAST_SEQ K_FLOOR=$ACK_FLOOR
+            now_ms
+            K_MS=$NOW_MS
+            "$STACK" cluster-kill "$LEADER" >>"$LOGS/stack.log" 2>&1 && count "kill -9 stream leader node"
+            log "kill -9 $LEADER (INV_EVENTS leader; stream at seq $LAST_SEQ, ack floor $ACK_FLOOR), down ${arg} ms [planned $t ms, late ${late} ms]"
+        else
+            LEADER_FAILED="no INV_EVENTS leader known at the planned kill"
+            log "kill -9 the INV_EVENTS leader: $LEADER_FAILED"
+        fi
+        ;;
+    leader-start)
+        hold_until nats-leader
+        if [[ -n "$LEADER_KILLED" ]]; then
+            # The pipeline must have gone on while the node was down: new
+            # events stored (ingest) or acknowledged (consumers).
+            if cluster_state_within 20; then
+                now_ms
+                LEADER_NOTE="killed $LEADER_KILLED, the INV_EVENTS leader, for $(((NOW_MS - K_MS) / 1000)) s; new leader $LEADER; meanwhile $((LAST_SEQ - K_SEQ)) events stored and the ack floor moved by $((ACK_FLOOR - K_FLOOR))"
+                ((LAST_SEQ > K_SEQ || ACK_FLOOR > K_FLOOR)) ||
+                    LEADER_FAILED="the pipeline stood still while $LEADER_KILLED was down ($LEADER_NOTE)"
+            else
+                LEADER_FAILED="no new INV_EVENTS leader $(((NOW_MS - K_MS) / 1000)) s after killing $LEADER_KILLED"
+            fi
+            log "cluster: ${LEADER_FAILED:-$LEADER_NOTE}"
+            "$STACK" cluster-start "$LEADER_KILLED" >>"$LOGS/stack.log" 2>&1 ||
+                die "$LEADER_KILLED did not restart (see $LOGS/stack.log)"
+            log "$LEADER_KILLED restarted"
         fi
         ;;
     nats-start)
@@ -685,6 +773,16 @@ done
 now_ms
 T_SETTLED_MS=$NOW_MS
 say "reconcilers settled ($settle)"
+if ((CLUSTER)); then
+    # the restarted node caught up: both followers of INV_EVENTS current
+    CURRENT=0
+    until cluster_state && ((CURRENT == 2)); do
+        over_budget && die "INV_EVENTS followers not current within the budget (leader '${LEADER:-?}', $CURRENT of 2 current)"
+        sleep 1
+    done
+    LEADER_NOTE+="; after the restart both followers of leader $LEADER are current"
+    say "cluster: $LEADER_NOTE"
+fi
 stop_services
 ledger=$(psql_db -tAc "SELECT count(*) FROM ledger")
 dlq=$(status_json | sed -n 's/.*"dlq":\([0-9]*\).*/\1/p')
@@ -724,6 +822,8 @@ crashes=$((crashes + $(grep -Ec 'exit (129|13[0-68]|139|1[4-9][0-9]|2[0-9][0-9])
     echo "           $file_lines lines in $FILES inv-ingest --file runs ($file_attempts attempts),"
     echo "           $zmq_lines over ZeroMQ, $sup_records supplier CSV records in $SUP_DOCS inv-supplier runs ($sup_attempts attempts)"
     echo "pipeline:  $CONSUMERS inv-consumer, $RECONCILERS inv-reconciler, 3 channels; $restarts service restarts after kills"
+    echo "nats:      $MODE"
+    ((CLUSTER)) && echo "cluster:   ${LEADER_FAILED:-$LEADER_NOTE}"
     # A producer may finish just before its kill lands: count the runs that
     # really died of SIGKILL (exit 137).
     unset 'INJECTED[kill -9 inv-ingest --file]' 'INJECTED[kill -9 inv-supplier]'
@@ -751,12 +851,15 @@ for k in 'lost' 'duplicated' 'unexpected' 'position drift' 'channel drift'; do
     if [[ "$v" == 0 ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
 ((crashes == 0)) || failed=$((failed + 1))
+if ((CLUSTER)); then
+    if [[ -z "$LEADER_FAILED" && -n "$LEADER_KILLED" ]]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+fi
 [[ "${dlq:-x}" == 0 ]] || failed=$((failed + 1))
 if ((check_rc != 0 || failed != 0)); then
     echo "fault_check examples:" >&2
     grep -E '^  ' "$LOGS/check.out" | head -n 60 >&2 || true
     grep 'CRASH' "$LOGS/supervisor.log" >&2 || true
-    RESULT="FAIL (fault_check exit $check_rc, $crashes crashes, DLQ depth ${dlq:-?})"
+    RESULT="FAIL (fault_check exit $check_rc, $crashes crashes, DLQ depth ${dlq:-?}${LEADER_FAILED:+, $LEADER_FAILED})"
     echo "RESULT: $RESULT  SEED=$SEED"
     echo "$passed passed, $((failed > 0 ? failed : 1)) failed"
     RESULT_COUNTED=1
