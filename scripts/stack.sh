@@ -1026,7 +1026,9 @@ main() {
         ;;
     nats-start) lock && secure_flag "$@" && nats_start ;;
     users)
-        secure_on && [[ -r "$SECURE_USERS" ]] || die "users: the broker is not secured (stack.sh up --secure)"
+        if ! secure_on || ! [[ -r "$SECURE_USERS" ]]; then
+            die "users: the broker is not secured (stack.sh up --secure)"
+        fi
         awk '{print $1}' "$SECURE_USERS"
         ;;
     nats-stop) lock && nats_stop "$@" ;;
