@@ -130,6 +130,14 @@ static void assert_ok(sf_status st, const sf_error *err, const char *what)
     cr_assert(st == SF_OK, "%s: want SF_OK, got %d: %s", what, (int)st, err->msg);
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
 static int64_t q(const char *fmt, const char *arg)
 {
     char sql[512];
@@ -147,8 +155,7 @@ Test(secure_broker, anonymous_and_wrong_password_clients_are_refused)
     sf_broker *b = NULL;
     sf_error err;
     cr_assert(sf_broker_connect(&bo, &b, &err) != SF_OK, "anonymous connect succeeded");
-    cr_assert(strstr(err.msg, "Authorization") || strstr(err.msg, "Authentication"), "%s",
-              err.msg);
+    cr_assert(strstr(err.msg, "Authorization") || strstr(err.msg, "Authentication"), "%s", err.msg);
     snprintf(bad, sizeof bad, "nats://inv-api:wrong-password@127.0.0.1:%s", getenv("NATS_PORT"));
     bo.urls = bad;
     cr_assert(sf_broker_connect(&bo, &b, &err) != SF_OK, "wrong password accepted");
@@ -165,8 +172,8 @@ Test(secure_broker, supplier_publishes_only_counts_asns_receipts_at_its_location
               "count at its location");
     assert_ok(publish_event(b, "sec-a1", SF_KIND_ASN, "SEC-1", "DC-EAST", 5, t + 1, &err), &err,
               "asn at its location");
-    assert_ok(publish_event(b, "sec-r1", SF_KIND_RECEIPT, "SEC-1", "DC-EAST", 3, t + 2, &err),
-              &err, "receipt at its location");
+    assert_ok(publish_event(b, "sec-r1", SF_KIND_RECEIPT, "SEC-1", "DC-EAST", 3, t + 2, &err), &err,
+              "receipt at its location");
     assert_denied(publish_event(b, "sec-s1", SF_KIND_SALE, "SEC-1", "DC-EAST", 9, t + 3, &err),
                   &err, "inv.evt.sale.DC-EAST");
     assert_denied(publish_event(b, "sec-j1", SF_KIND_ADJUST, "SEC-1", "DC-EAST", -9, t + 3, &err),
@@ -216,9 +223,8 @@ Test(secure_broker, supplier_binary_events_carry_its_source_and_a_refusal_is_log
     fclose(f);
 
     run_as("supplier-acme");
-    const char *argv[] = {"inv-supplier", "--config", cfg,           "--supplier",
-                          "acme",         "--file",   feed,          "--retry-for",
-                          "5",            NULL};
+    const char *argv[] = {"inv-supplier", "--config", cfg,           "--supplier", "acme",
+                          "--file",       feed,       "--retry-for", "5",          NULL};
     int rc = fx_run(argv, NULL, out, sizeof out, 60000);
     cr_assert(rc == 1, "inv-supplier: want exit 1 (one event refused), got %d:\n%s", rc, out);
     cr_assert(strstr(out, "Permissions Violation for Publish to \"inv.evt.count.DC-WEST\""),
@@ -238,14 +244,6 @@ Test(secure_broker, supplier_binary_events_carry_its_source_and_a_refusal_is_log
                 "SEC-SUP") == 0);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
 Test(secure_broker, ingest_publishes_events_only_and_a_consumer_may_not)
 {
     sf_broker *b = connect_as("inv-ingest");
@@ -253,9 +251,9 @@ Test(secure_broker, ingest_publishes_events_only_and_a_consumer_may_not)
     assert_ok(publish_event(b, "sec-i1", SF_KIND_SALE, "SEC-I", "STORE-1", 2, 1795000000000, &err),
               &err, "ingest publishes a sale");
     uint8_t junk[] = {1, 2, 3};
-    assert_denied(sf_broker_publish_sync(b, "inv.dlq.decode", "sec-j", NULL, 0, junk, 3, NULL,
-                                         &err),
-                  &err, "inv.dlq.decode");
+    assert_denied(
+        sf_broker_publish_sync(b, "inv.dlq.decode", "sec-j", NULL, 0, junk, 3, NULL, &err), &err,
+        "inv.dlq.decode");
     assert_denied(sf_broker_publish_sync(b, "inv.chan.web", "sec-w", NULL, 0, junk, 3, NULL, &err),
                   &err, "inv.chan.web");
     sf_broker_close(b);
@@ -287,17 +285,17 @@ Test(secure_broker, ingest_publishes_events_only_and_a_consumer_may_not)
     sc_drain(1);
     cr_assert(q("SELECT count(*) FROM ledger WHERE sku = '%s'", "SEC-I") == 2);
     cr_assert(q("SELECT count(*) FROM ledger WHERE event_id = '%s'", "sec-i3") == 0);
-    cr_assert(q("SELECT on_hand FROM positions WHERE sku = '%s' AND location = 'STORE-1'",
-                "SEC-I") == 8);
+    cr_assert(
+        q("SELECT on_hand FROM positions WHERE sku = '%s' AND location = 'STORE-1'", "SEC-I") == 8);
 }
 
 Test(secure_broker, consumer_applies_and_sidelines_but_publishes_no_event)
 {
     sf_broker *c = connect_as("inv-consumer");
     sf_error err;
-    assert_denied(publish_event(c, "sec-x1", SF_KIND_RECEIPT, "SEC-C", "STORE-1", 100,
-                                1795000000000, &err),
-                  &err, "inv.evt.receipt.STORE-1");
+    assert_denied(
+        publish_event(c, "sec-x1", SF_KIND_RECEIPT, "SEC-C", "STORE-1", 100, 1795000000000, &err),
+        &err, "inv.evt.receipt.STORE-1");
     sf_broker_close(c);
 
     sf_broker *b = connect_as("inv-ingest");
@@ -305,16 +303,16 @@ Test(secure_broker, consumer_applies_and_sidelines_but_publishes_no_event)
     assert_ok(sf_broker_publish_sync(b, "inv.evt.sale.STORE-1", "sec-junk", NULL, 0, junk,
                                      sizeof junk, NULL, &err),
               &err, "ingest publishes an undecodable message");
-    assert_ok(publish_event(b, "sec-x2", SF_KIND_RECEIPT, "SEC-C", "STORE-1", 4, 1795000000000,
-                            &err),
-              &err, "ingest publishes a receipt");
+    assert_ok(
+        publish_event(b, "sec-x2", SF_KIND_RECEIPT, "SEC-C", "STORE-1", 4, 1795000000000, &err),
+        &err, "ingest publishes a receipt");
     sf_broker_close(b);
 
     run_as("inv-consumer");
     sc_drain(1);
     cr_assert(q("SELECT count(*) FROM ledger WHERE sku = '%s'", "SEC-C") == 1);
-    cr_assert(q("SELECT on_hand FROM positions WHERE sku = '%s' AND location = 'STORE-1'",
-                "SEC-C") == 4);
+    cr_assert(
+        q("SELECT on_hand FROM positions WHERE sku = '%s' AND location = 'STORE-1'", "SEC-C") == 4);
     sf_broker *a = connect_as("invctl");
     uint64_t dlq = 0;
     cr_assert(sf_broker_stream_info(a, SF_STREAM_DLQ, &dlq, NULL, NULL, NULL, &err) == SF_OK, "%s",
@@ -331,12 +329,12 @@ Test(secure_broker, reconciler_publishes_channels_and_releases_only)
     uint8_t junk[] = {1};
     assert_ok(sf_broker_publish_sync(b, "inv.chan.web", "sec-ch1", NULL, 0, junk, 1, NULL, &err),
               &err, "reconciler publishes a channel update");
-    assert_ok(publish_event(b, "sec-rel", SF_KIND_RELEASE, "SEC-R", "STORE-1", 1, 1795000000000,
-                            &err),
-              &err, "reconciler publishes an expiry release");
-    assert_denied(publish_event(b, "sec-r2", SF_KIND_RECEIPT, "SEC-R", "STORE-1", 50,
-                                1795000000000, &err),
-                  &err, "inv.evt.receipt.STORE-1");
+    assert_ok(
+        publish_event(b, "sec-rel", SF_KIND_RELEASE, "SEC-R", "STORE-1", 1, 1795000000000, &err),
+        &err, "reconciler publishes an expiry release");
+    assert_denied(
+        publish_event(b, "sec-r2", SF_KIND_RECEIPT, "SEC-R", "STORE-1", 50, 1795000000000, &err),
+        &err, "inv.evt.receipt.STORE-1");
     sf_broker_close(b);
 }
 
@@ -344,20 +342,19 @@ Test(secure_broker, api_only_reads_and_only_invctl_changes_streams)
 {
     sf_error err;
     sf_broker *a = connect_as("invctl");
-    assert_ok(publish_event(a, "sec-keep", SF_KIND_RECEIPT, "SEC-K", "STORE-1", 1, 1795000000000,
-                            &err),
-              &err, "invctl publishes");
+    assert_ok(
+        publish_event(a, "sec-keep", SF_KIND_RECEIPT, "SEC-K", "STORE-1", 1, 1795000000000, &err),
+        &err, "invctl publishes");
     sf_broker_close(a);
 
     sf_broker *api = connect_as("inv-api");
     uint64_t msgs = 0;
-    cr_assert(sf_broker_stream_info(api, SF_STREAM_EVENTS, &msgs, NULL, NULL, NULL, &err) ==
-                  SF_OK,
+    cr_assert(sf_broker_stream_info(api, SF_STREAM_EVENTS, &msgs, NULL, NULL, NULL, &err) == SF_OK,
               "the API may read stream info: %s", err.msg);
     cr_assert(msgs == 1);
-    assert_denied(publish_event(api, "sec-api", SF_KIND_SALE, "SEC-K", "STORE-1", 1,
-                                1795000000000, &err),
-                  &err, "inv.evt.sale.STORE-1");
+    assert_denied(
+        publish_event(api, "sec-api", SF_KIND_SALE, "SEC-K", "STORE-1", 1, 1795000000000, &err),
+        &err, "inv.evt.sale.STORE-1");
     sf_broker_close(api);
 
     const char *users[] = {"inv-ingest", "inv-consumer", "inv-reconciler", "inv-api",
@@ -381,4 +378,57 @@ Test(secure_broker, api_only_reads_and_only_invctl_changes_streams)
     cr_assert(sf_broker_stream_info(a, SF_STREAM_DLQ, NULL, NULL, NULL, NULL, &err) == SF_OK,
               "INV_DLQ is gone: %s", err.msg);
     sf_broker_close(a);
+}
+
+Test(secure_broker, reconciler_and_api_binaries_work_with_their_users)
+{
+    char out[16384];
+    sf_error err;
+    sf_broker *in = connect_as("inv-ingest");
+    assert_ok(
+        publish_event(in, "sec-e1", SF_KIND_RECEIPT, "SEC-E", "STORE-1", 12, 1795000000000, &err),
+        &err, "ingest publishes a receipt");
+    sf_broker_close(in);
+    run_as("inv-consumer");
+    sc_drain(1);
+
+    run_as("invctl");
+    const char *add[] = {"invctl", "channel", "add", "web", "--locations", "STORE-1", NULL};
+    int rc = fx_run(add, NULL, out, sizeof out, 30000);
+    cr_assert(rc == 0, "invctl channel add: exit %d:\n%s", rc, out);
+
+    run_as("inv-reconciler");
+    const char *full[] = {"inv-reconciler", "full-sync", "--json", NULL};
+    rc = fx_run(full, NULL, out, sizeof out, 60000);
+    cr_assert(rc == 0, "inv-reconciler full-sync as inv-reconciler: exit %d:\n%s", rc, out);
+    cr_assert(!strstr(out, "Permissions Violation"), "%s", out);
+    sf_broker *a = connect_as("invctl");
+    uint64_t chan = 0;
+    cr_assert(sf_broker_stream_info(a, SF_STREAM_CHANNEL, &chan, NULL, NULL, NULL, &err) == SF_OK,
+              "%s", err.msg);
+    cr_assert(chan >= 1, "the reconciler published nothing to INV_CHANNEL");
+    sf_broker_close(a);
+    cr_assert(q("SELECT ats FROM channel_stock WHERE channel = 'web' AND sku = '%s' "
+                "ORDER BY version DESC LIMIT 1",
+                "SEC-E") == 12);
+
+    /* inv-api with its read-only user: /healthz sees NATS up */
+    run_as("inv-api");
+    char cfg[1024], log[1024], text[512], script[1024];
+    int port = atoi(fx_env("NATS_PORT")) + 8, ops = port + 1; /* suite + 25..27 */
+    snprintf(text, sizeof text,
+             "[api]\nlisten = 127.0.0.1:%d\n[ops]\nendpoint = tcp://127.0.0.1:%d\n"
+             "sub_endpoint = tcp://127.0.0.1:%d\n",
+             port, ops, ops + 1);
+    write_file(sc_tmp("sec-api.ini", cfg, sizeof cfg), text);
+    const char *api[] = {"inv-api", "--config", cfg, NULL};
+    fx_spawn(api, sc_tmp("sec-api.log", log, sizeof log));
+    snprintf(script, sizeof script,
+             "for i in $(seq 100); do b=$(curl -s 'http://127.0.0.1:%d/healthz') && break; "
+             "sleep 0.1; done; echo \"$b\"",
+             port);
+    const char *sh[] = {"/bin/sh", "-c", script, NULL};
+    cr_assert(fx_run(sh, NULL, out, sizeof out, 30000) == 0, "%s", out);
+    cr_assert(strstr(out, "\"nats\": \"ok\"") || strstr(out, "\"nats\":\"ok\""),
+              "inv-api as inv-api does not see NATS: %s (log %s)", out, log);
 }
