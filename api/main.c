@@ -280,9 +280,9 @@ int main(int argc, char **argv)
     size_t ncfg = 0, ndb = 0;
     sf_apikey_ring_counts(ring, &ncfg, &ndb, NULL);
     sf_log(SF_LOG_INFO,
-           "listening on %s%s (%ld threads; %zu keys from the config, %zu from the "
+           "listening on %s (%s; %ld threads; %zu keys from the config, %zu from the "
            "table; max_batch %d)",
-           cfg.api.tls_cert[0] ? "https://" : "http://", bound, threads, ncfg, ndb,
+           bound, cfg.api.tls_cert[0] ? "HTTPS only" : "HTTP", threads, ncfg, ndb,
            cfg.api.max_batch);
 
     int64_t next_reload = mono_ms() + KEY_RELOAD_MS;
