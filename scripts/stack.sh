@@ -950,6 +950,9 @@ cmd_status() {
     pg_resolve_dir
     if pid=$(nats_pid); then
         echo "nats: running (pid $pid) $(nats_url) monitor http://127.0.0.1:$NATS_MON_PORT"
+        if secure_on; then
+            echo "nats: secured, one user per service ('stack.sh users'; credentials in $SECURE_USERS)"
+        fi
     else
         echo "nats: stopped"
         rc=3
