@@ -107,10 +107,8 @@ static void tls_fini(void)
     fx_teardown();
     /* the PostgreSQL of start_tls_pg, if a failed test left it running */
     char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "STACK_DIR='%s/pg-stack' PG_PORT=%d '%s' pg-stop >/dev/null 2>&1", g_dir,
-             tls_pg_port(),
-             getenv("SF_STACK") ? getenv("SF_STACK") : "false");
+    snprintf(cmd, sizeof cmd, "STACK_DIR='%s/pg-stack' PG_PORT=%d '%s' pg-stop >/dev/null 2>&1",
+             g_dir, tls_pg_port(), getenv("SF_STACK") ? getenv("SF_STACK") : "false");
     if (system(cmd) != 0)
         fprintf(stderr, "test_tls: %s failed\n", cmd);
 }
@@ -127,8 +125,9 @@ static bool nats_up(void *arg)
     sf_broker_opts bo;
     sf_broker_opts_init(&bo);
     bo.urls = url;
-    bo.tls = (sf_broker_tls){path_of("ca.pem", ca, sizeof ca), path_of("client.pem", cert, sizeof cert),
-                             path_of("client.key", key, sizeof key), true};
+    bo.tls =
+        (sf_broker_tls){path_of("ca.pem", ca, sizeof ca), path_of("client.pem", cert, sizeof cert),
+                        path_of("client.key", key, sizeof key), true};
     sf_broker *b = NULL;
     sf_error err;
     if (sf_broker_connect(&bo, &b, &err) != SF_OK)
@@ -229,7 +228,8 @@ Test(tls, nats_requires_tls_and_a_client_certificate)
     cr_assert(strstr(err.msg, "SSL"), "refusal does not say why: %s", err.msg);
     /* TLS without a client certificate */
     sf_broker_tls nocert = {ca, NULL, NULL, true};
-    cr_assert(connect_nats(&nocert, &b, &err) != SF_OK, "a client without certificate was accepted");
+    cr_assert(connect_nats(&nocert, &b, &err) != SF_OK,
+              "a client without certificate was accepted");
     /* a server certificate from a CA we do not trust */
     sf_broker_tls wrongca = {other, cert, key, true};
     cr_assert(connect_nats(&wrongca, &b, &err) != SF_OK, "an untrusted server was accepted");
@@ -372,11 +372,11 @@ Test(tls, invctl_setup_over_tls_by_config)
              "tls_required = true\n"
              "[pg]\ndsn = host=127.0.0.1 port=%d dbname=stockflow user=postgres "
              "sslmode=verify-full sslrootcert=%s\n",
-             port_of("NATS_PORT", TLS_NATS_OFFSET), ca, cert, key,
-             tls_pg_port(), ca);
+             port_of("NATS_PORT", TLS_NATS_OFFSET), ca, cert, key, tls_pg_port(), ca);
     write_file(path_of("tls.ini", cfg, sizeof cfg), text);
-    snprintf(text, sizeof text, "[nats]\nurl = nats://127.0.0.1:%d\n[pg]\ndsn = host=127.0.0.1 "
-                                "port=%d dbname=stockflow user=postgres sslmode=disable\n",
+    snprintf(text, sizeof text,
+             "[nats]\nurl = nats://127.0.0.1:%d\n[pg]\ndsn = host=127.0.0.1 "
+             "port=%d dbname=stockflow user=postgres sslmode=disable\n",
              port_of("NATS_PORT", TLS_NATS_OFFSET), tls_pg_port());
     write_file(path_of("plain.ini", plain, sizeof plain), text);
 
@@ -390,8 +390,7 @@ Test(tls, invctl_setup_over_tls_by_config)
     const char *bad[] = {"invctl", "--config", plain, "setup", NULL};
     rc = fx_run(bad, NULL, out, sizeof out, 60000);
     cr_assert(rc == 1, "invctl setup in plaintext: want exit 1, got %d:\n%s", rc, out);
-    cr_assert(strstr(out, "SSL") || strstr(out, "ecure"), "the refusal does not say why:\n%s",
-              out);
+    cr_assert(strstr(out, "SSL") || strstr(out, "ecure"), "the refusal does not say why:\n%s", out);
     stop_tls_pg();
 }
 
@@ -399,8 +398,8 @@ Test(tls, invctl_setup_over_tls_by_config)
 
 Test(tls, api_serves_https_only)
 {
-    char cert[1200], key[1200], ca[1200], other[1200], cfg[1200], text[8192], log[1200],
-        out[8192], url[128], script[4096];
+    char cert[1200], key[1200], ca[1200], other[1200], cfg[1200], text[8192], log[1200], out[8192],
+        url[128], script[4096];
     int port = port_of("NATS_PORT", TLS_API_OFFSET);
     int ops = port_of("NATS_PORT", TLS_OPS_OFFSET);
     snprintf(text, sizeof text,
