@@ -2,7 +2,8 @@
 # binary, then test, test-asan, fuzz, bench, demo, clean.
 
 CC        ?= cc
-PKGS      := libnats avro-c libpq libzmq jansson inih libcrypto libcurl libevent
+PKGS      := libnats avro-c libpq libzmq jansson inih libcrypto libssl libcurl libevent \
+             libevent_openssl
 SANITIZER ?=
 OPT       ?= -O2
 

@@ -254,13 +254,17 @@ int main(int argc, char **argv)
     bool keys_failing = false;
     reload_keys(&cfg, ring, &keys_pg, &keys_failing);
 
-    api_server_opts so = {.pg_dsn = cfg.pg.dsn,
-                          .nats_url = cfg.nats.url,
-                          .max_batch = cfg.api.max_batch,
-                          .threads = (int)threads,
-                          .listen_fd = fd,
-                          .ring = ring,
-                          .now_ms_override = cfg.now_ms_override};
+    api_server_opts so = {
+        .pg_dsn = cfg.pg.dsn,
+        .nats_url = cfg.nats.url,
+        .nats_tls = {cfg.nats.tls_ca, cfg.nats.tls_cert, cfg.nats.tls_key, cfg.nats.tls_required},
+        .tls_cert = cfg.api.tls_cert,
+        .tls_key = cfg.api.tls_key,
+        .max_batch = cfg.api.max_batch,
+        .threads = (int)threads,
+        .listen_fd = fd,
+        .ring = ring,
+        .now_ms_override = cfg.now_ms_override};
     if (api_server_start(&so, &srv, &err)) {
         fprintf(stderr, "inv-api: %s\n", err.msg);
         goto out;
@@ -276,9 +280,10 @@ int main(int argc, char **argv)
     size_t ncfg = 0, ndb = 0;
     sf_apikey_ring_counts(ring, &ncfg, &ndb, NULL);
     sf_log(SF_LOG_INFO,
-           "listening on %s (%ld threads; %zu keys from the config, %zu from the "
+           "listening on %s (%s; %ld threads; %zu keys from the config, %zu from the "
            "table; max_batch %d)",
-           bound, threads, ncfg, ndb, cfg.api.max_batch);
+           bound, cfg.api.tls_cert[0] ? "HTTPS only" : "HTTP", threads, ncfg, ndb,
+           cfg.api.max_batch);
 
     int64_t next_reload = mono_ms() + KEY_RELOAD_MS;
     while (!sf_shutdown) {

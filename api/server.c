@@ -15,11 +15,15 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -59,6 +63,8 @@ typedef struct api_worker {
 struct api_server {
     char *pg_dsn;
     char *nats_url;
+    sf_broker_tls nats_tls;
+    SSL_CTX *ssl_ctx; /* HTTPS when set; shared by the workers (SSL_new is thread-safe) */
     int max_batch;
     int64_t now_ms_override; /* 0: the real clock */
     sf_apikey_ring *ring;
@@ -343,6 +349,7 @@ static sf_status srv__nats_check(api_server *s, sf_error *err)
         sf_broker_opts bo;
         sf_broker_opts_init(&bo);
         bo.urls = s->nats_url;
+        bo.tls = s->nats_tls;
         bo.name = "inv-api";
         bo.connect_timeout_ms = 1000;
         bo.js_wait_ms = 1000;
@@ -565,6 +572,40 @@ static void *srv__worker_main(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------- HTTPS --- */
+
+/* evhttp's per-connection bufferevent: a TLS server session over the
+ * accepted socket. A client that does not speak TLS fails the handshake and
+ * is closed without a reply. */
+static struct bufferevent *srv__tls_bev(struct event_base *base, void *arg)
+{
+    api_server *s = arg;
+    SSL *ssl = SSL_new(s->ssl_ctx);
+    if (!ssl)
+        return NULL;
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+static sf_status srv__tls_init(api_server *s, const char *cert, const char *key, sf_error *err)
+{
+    if (!(s->ssl_ctx = SSL_CTX_new(TLS_server_method())))
+        return SF_ERR(err, SF_ENOMEM, "TLS: cannot create a context");
+    SSL_CTX_set_min_proto_version(s->ssl_ctx, TLS1_2_VERSION);
+    char why[256] = "";
+    if (SSL_CTX_use_certificate_chain_file(s->ssl_ctx, cert) != 1) {
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        return SF_ERR(err, SF_EINVAL, "[api] tls_cert %s: %s", cert, why);
+    }
+    if (SSL_CTX_use_PrivateKey_file(s->ssl_ctx, key, SSL_FILETYPE_PEM) != 1) {
+        ERR_error_string_n(ERR_get_error(), why, sizeof why);
+        return SF_ERR(err, SF_EINVAL, "[api] tls_key %s: %s", key, why);
+    }
+    if (SSL_CTX_check_private_key(s->ssl_ctx) != 1)
+        return SF_ERR(err, SF_EINVAL, "[api] tls_key %s does not match tls_cert %s", key, cert);
+    return SF_OK;
+}
+
 static sf_status srv__worker_init(api_server *s, api_worker *w, int idx, const api_server_opts *o,
                                   sf_error *err)
 {
@@ -585,6 +626,8 @@ static sf_status srv__worker_init(api_server *s, api_worker *w, int idx, const a
     evhttp_set_max_body_size(w->http, API_MAX_BODY);
     evhttp_set_timeout(w->http, API_TIMEOUT_S);
     evhttp_set_gencb(w->http, srv__on_request, w);
+    if (s->ssl_ctx)
+        evhttp_set_bevcb(w->http, srv__tls_bev, s);
     int fd = dup(o->listen_fd); /* each evhttp closes its own on free */
     if (fd < 0)
         return SF_ERR(err, SF_EIO, "dup of the listening socket: %s", strerror(errno));
@@ -627,12 +670,21 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
     s->ring = o->ring;
     s->pg_dsn = strdup(o->pg_dsn);
     s->nats_url = strdup(o->nats_url);
+    s->nats_tls = o->nats_tls;
     s->workers = calloc((size_t)o->threads, sizeof *s->workers);
     sf_status st = SF_OK;
     if (!s->pg_dsn || !s->nats_url || !s->workers) {
         st = SF_ERR(err, SF_ENOMEM, "out of memory");
         goto fail;
     }
+    bool has_cert = o->tls_cert && *o->tls_cert, has_key = o->tls_key && *o->tls_key;
+    if (has_cert != has_key) {
+        st = SF_ERR(err, SF_EINVAL, "[api] tls_cert and tls_key go together (got only %s)",
+                    has_cert ? "tls_cert" : "tls_key");
+        goto fail;
+    }
+    if (has_cert && (st = srv__tls_init(s, o->tls_cert, o->tls_key, err)))
+        goto fail;
     for (int i = 0; i < o->threads; i++) {
         s->n_workers = i + 1;
         if ((st = srv__worker_init(s, &s->workers[i], i, o, err)))
@@ -669,6 +721,8 @@ void api_server_stop(api_server *s)
         sf_broker_library_cleanup();
     }
     pthread_mutex_destroy(&s->nats_mu);
+    if (s->ssl_ctx)
+        SSL_CTX_free(s->ssl_ctx);
     free(s->workers);
     free(s->pg_dsn);
     free(s->nats_url);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "apikey.h"
+#include "broker.h"
 #include "config.h"
 #include "sf_error.h"
 
@@ -32,6 +33,9 @@ typedef struct api_server api_server;
 typedef struct api_server_opts {
     const char *pg_dsn;
     const char *nats_url;    /* for /healthz */
+    sf_broker_tls nats_tls;  /* its TLS settings; the strings must outlive the server */
+    const char *tls_cert;    /* HTTPS: PEM certificate chain and key, both or neither; */
+    const char *tls_key;     /* set, the port speaks TLS only (no plain HTTP) */
     int max_batch;           /* skus per /v1/channels/{channel}/stock */
     int threads;             /* 1..API_THREADS_MAX */
     int listen_fd;           /* bound and listening, non-blocking; not taken over */

@@ -26,6 +26,7 @@
 #include <nats/nats.h>
 
 #include "event.h"
+#include "log.h"
 
 #define BROKER_URLS_MAX 2048 /* the whole comma-separated list */
 #define BROKER_URL_COUNT_MAX 32
@@ -36,6 +37,15 @@
  * 8 MB", so the smallest useful value is set instead: a publish racing a
  * disconnect fails with NATS_INSUFFICIENT_BUFFER instead of being queued. */
 #define BROKER_RECONNECT_BUF 1
+/* Recently refused publish subjects remembered per connection, to turn the
+ * timeout of a refused publish into a permission error (broker__denied). */
+#define BROKER_DENIED_RING 16
+#define BROKER_DENIED_TEXT 256
+/* A subject refused this recently fails the next publish at once (the server
+ * would refuse it again, and the caller would wait a whole ack timeout to
+ * learn it); older refusals are tried again, so a permission granted by a
+ * server reload takes effect. */
+#define BROKER_DENIED_FRESH_MS 30000
 
 struct sf_broker {
     natsConnection *nc;
@@ -49,7 +59,11 @@ struct sf_broker {
     pthread_mutex_t mu; /* guards closed: the closed callback is nats.c's last call into b */
     pthread_cond_t closed_cond;
     bool closed;
-    char urls[BROKER_URLS_MAX];
+    /* permission violations reported by the server (guarded by mu) */
+    uint64_t perm_errors;
+    char denied[BROKER_DENIED_RING][BROKER_DENIED_TEXT]; /* "Permissions Violation ..." */
+    int64_t denied_at[BROKER_DENIED_RING];               /* monotonic ms */
+    char urls[BROKER_URLS_MAX]; /* as given, passwords replaced by "***": for messages */
 };
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -309,9 +323,116 @@ static void broker__on_closed(natsConnection *nc, void *closure)
     pthread_mutex_unlock(&b->mu);
 }
 
+static int64_t broker__mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Copy a URL list with every password replaced by "***"
+ * (nats://user:secret@host -> nats://user:***@host): URLs go into logs. */
+static void broker__redact(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = in; *p && o + 1 < cap;) {
+        const char *scheme = strstr(p, "://");
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *host = scheme && scheme < end ? scheme + 3 : p;
+        const char *at = NULL;
+        for (const char *q = host; q < end && *q != '/'; q++)
+            if (*q == '@')
+                at = q;
+        const char *colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
+        if (colon) {
+            o += (size_t)snprintf(out + o, cap - o, "%.*s:***%.*s", (int)(colon - p), p,
+                                  (int)(end - at), at);
+        } else {
+            o += (size_t)snprintf(out + o, cap - o, "%.*s", (int)(end - p), p);
+        }
+        if (o >= cap)
+            o = cap - 1;
+        p = end;
+        if (*p == ',' && o + 1 < cap) {
+            out[o++] = ',';
+            p++;
+        }
+    }
+    out[o < cap ? o : cap - 1] = '\0';
+}
+
+/* nats.c's asynchronous error callback: the server refused something on a
+ * live connection (a publish or subscription outside this user's
+ * permissions, a slow consumer). Permission violations are remembered so
+ * that the publish waiting for its ack can say why none comes. */
+static void broker__on_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *closure)
+{
+    sf_broker *b = closure;
+    const char *text = NULL;
+    if (natsConnection_GetLastError(nc, &text) == NATS_OK || !text || !*text)
+        text = natsStatus_GetText(s);
+    const char *subj = sub ? natsSubscription_GetSubject(sub) : NULL;
+    bool perm = s == NATS_NOT_PERMITTED || strstr(text, "Permissions Violation") != NULL;
+    if (perm) {
+        pthread_mutex_lock(&b->mu);
+        size_t slot = b->perm_errors % BROKER_DENIED_RING;
+        snprintf(b->denied[slot], BROKER_DENIED_TEXT, "%s", text);
+        b->denied_at[slot] = broker__mono_ms();
+        b->perm_errors++;
+        pthread_mutex_unlock(&b->mu);
+    }
+    sf_log(perm ? SF_LOG_ERROR : SF_LOG_WARN, "NATS %s: %s%s%s", b->urls, text,
+           subj ? ", subscription " : "", subj ? subj : "");
+}
+
+/* The server's refusal of a publish to subject, if one was reported on this
+ * connection within max_age_ms, copied to out ("" and false otherwise). */
+static bool broker__denied(sf_broker *b, const char *subject, int64_t max_age_ms, char *out,
+                           size_t cap)
+{
+    int64_t now = broker__mono_ms();
+    char want[SF_SUBJECT_MAX + 40];
+    snprintf(want, sizeof want, "Publish to \"%s\"", subject);
+    bool found = false;
+    out[0] = '\0';
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < BROKER_DENIED_RING && !found; i++) {
+        if (b->denied[i][0] && now - b->denied_at[i] <= max_age_ms && strstr(b->denied[i], want)) {
+            snprintf(out, cap, "%s", b->denied[i]);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return found;
+}
+
+/* Fail at once a publish to a subject the server refused moments ago. */
+static sf_status broker__check_denied(sf_broker *b, const char *subject, const char *msg_id,
+                                      sf_error *err)
+{
+    char why[BROKER_DENIED_TEXT];
+    if (!broker__denied(b, subject, BROKER_DENIED_FRESH_MS, why, sizeof why))
+        return SF_OK;
+    return SF_ERR(err, SF_EDENIED, "publish %s (msg id %s): refused by NATS %s: %s", subject,
+                  msg_id ? msg_id : "-", b->urls, why);
+}
+
+uint64_t sf_broker_permission_errors(const sf_broker *b)
+{
+    if (!b)
+        return 0;
+    sf_broker *m = (sf_broker *)b; /* the mutex only */
+    pthread_mutex_lock(&m->mu);
+    uint64_t n = m->perm_errors;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
 /* Split b->urls on commas into list (pointers into scratch). */
-static sf_status broker__split_urls(const char *urls, char *scratch, size_t cap, const char **list,
-                                    int *count, sf_error *err)
+static sf_status broker__split_urls(const char *urls, const char *shown, char *scratch, size_t cap,
+                                    const char **list, int *count, sf_error *err)
 {
     size_t n = strlen(urls);
     if (n >= cap)
@@ -328,12 +449,12 @@ static sf_status broker__split_urls(const char *urls, char *scratch, size_t cap,
         if (!*tok)
             continue;
         if (c == BROKER_URL_COUNT_MAX)
-            return SF_ERR(err, SF_EINVAL, "NATS URL list '%s' has more than %d entries", urls,
+            return SF_ERR(err, SF_EINVAL, "NATS URL list '%s' has more than %d entries", shown,
                           BROKER_URL_COUNT_MAX);
         list[c++] = tok;
     }
     if (c == 0)
-        return SF_ERR(err, SF_EINVAL, "NATS URL list '%s' is empty", urls);
+        return SF_ERR(err, SF_EINVAL, "NATS URL list '%s' is empty", shown);
     *count = c;
     return SF_OK;
 }
@@ -374,6 +495,16 @@ static natsStatus broker__build_opts(sf_broker *b, const sf_broker_opts *o, cons
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(no, broker__on_closed, b);
     if (s == NATS_OK)
+        s = natsOptions_SetErrorHandler(no, broker__on_error, b);
+    const sf_broker_tls *t = &o->tls;
+    bool tls = t->required || (t->ca && *t->ca) || (t->cert && *t->cert);
+    if (s == NATS_OK && tls)
+        s = natsOptions_SetSecure(no, true);
+    if (s == NATS_OK && t->ca && *t->ca)
+        s = natsOptions_LoadCATrustedCertificates(no, t->ca);
+    if (s == NATS_OK && t->cert && *t->cert)
+        s = natsOptions_LoadCertificatesChain(no, t->cert, t->key);
+    if (s == NATS_OK)
         *out = no;
     else
         natsOptions_Destroy(no);
@@ -389,13 +520,21 @@ sf_status sf_broker_connect(const sf_broker_opts *opts, sf_broker **out, sf_erro
     *out = NULL;
     if (!opts->urls || !*opts->urls)
         return SF_ERR(err, SF_EINVAL, "NATS URL is empty (set [nats] url or INV_NATS_URL)");
+    char shown[BROKER_URLS_MAX];
+    broker__redact(opts->urls, shown, sizeof shown);
+    if ((opts->tls.cert && *opts->tls.cert) != (opts->tls.key && *opts->tls.key))
+        return SF_ERR(err, SF_EINVAL,
+                      "NATS %s: TLS client certificate and key go together (tls_cert '%s', "
+                      "tls_key '%s')",
+                      shown, opts->tls.cert ? opts->tls.cert : "",
+                      opts->tls.key ? opts->tls.key : "");
     if (opts->connect_timeout_ms <= 0 || opts->reconnect_wait_ms <= 0 ||
         opts->reconnect_max_ms < opts->reconnect_wait_ms || opts->ping_interval_ms <= 0 ||
         opts->js_wait_ms <= 0)
         return SF_ERR(err, SF_EINVAL,
                       "NATS options for %s: timeouts must be > 0 and reconnect_max_ms >= "
                       "reconnect_wait_ms",
-                      opts->urls);
+                      shown);
 
     sf_broker *b = calloc(1, sizeof *b);
     if (!b)
@@ -405,10 +544,11 @@ sf_status sf_broker_connect(const sf_broker_opts *opts, sf_broker **out, sf_erro
     char scratch[BROKER_URLS_MAX];
     const char *list[BROKER_URL_COUNT_MAX];
     int count = 0;
-    sf_status st = broker__split_urls(opts->urls, scratch, sizeof scratch, list, &count, err);
+    broker__redact(opts->urls, b->urls, sizeof b->urls);
+    sf_status st =
+        broker__split_urls(opts->urls, b->urls, scratch, sizeof scratch, list, &count, err);
     if (st != SF_OK)
         goto fail;
-    snprintf(b->urls, sizeof b->urls, "%s", opts->urls);
     b->js_wait_ms = opts->js_wait_ms;
     b->reconnect_wait_ms = opts->reconnect_wait_ms;
     b->reconnect_max_ms = opts->reconnect_max_ms;
@@ -419,7 +559,10 @@ sf_status sf_broker_connect(const sf_broker_opts *opts, sf_broker **out, sf_erro
     natsOptions *no = NULL;
     natsStatus s = broker__build_opts(b, opts, list, count, &no);
     if (s != NATS_OK) {
-        st = BROKER_ERR(err, broker__map(NULL, s), s, "NATS %s: options", b->urls);
+        st = BROKER_ERR(err, broker__map(NULL, s) == SF_EINVAL ? SF_EINVAL : SF_EIO, s,
+                        "NATS %s: options (TLS ca '%s', cert '%s', key '%s')", b->urls,
+                        opts->tls.ca ? opts->tls.ca : "", opts->tls.cert ? opts->tls.cert : "",
+                        opts->tls.key ? opts->tls.key : "");
         goto fail;
     }
     s = natsConnection_Connect(&b->nc, no);
@@ -826,6 +969,7 @@ static void pub__on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
     pthread_mutex_unlock(&p->mu);
     if (found) {
         sf_pub_result r;
+        char denied[BROKER_DENIED_TEXT];
         memset(&r, 0, sizeof r);
         r.error = "";
         if (pa) {
@@ -835,6 +979,11 @@ static void pub__on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
             r.status = pae->Err == NATS_TIMEOUT ? SF_ETIMEOUT : SF_EUNAVAIL;
             r.error = pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err);
             r.js_code = (int)pae->ErrCode;
+            if (pae->Err == NATS_TIMEOUT &&
+                broker__denied(p->b, natsMsg_GetSubject(msg), INT64_MAX, denied, sizeof denied)) {
+                r.status = SF_EDENIED; /* not stored: the server refused it */
+                r.error = denied;
+            }
         } else {
             r.status = SF_EINTERNAL;
             r.error = "ack handler called without ack or error";
@@ -924,6 +1073,8 @@ sf_status sf_publisher_publish(sf_publisher *p, const char *subject, const char 
     sf_status st = broker__check_msg_id(msg_id, subject, err);
     if (st == SF_OK)
         st = broker__check_connected(p->b, err, "publish", subject);
+    if (st == SF_OK)
+        st = broker__check_denied(p->b, subject, msg_id, err);
     if (st != SF_OK)
         return st;
 
@@ -1098,6 +1249,8 @@ sf_status sf_broker_publish_sync(sf_broker *b, const char *subject, const char *
                           SF_HEADER_NAME_MAX, SF_HEADER_VALUE_MAX);
     }
     st = broker__check_connected(b, err, "publish", subject);
+    if (st == SF_OK)
+        st = broker__check_denied(b, subject, msg_id, err);
     if (st != SF_OK)
         return st;
     natsMsg *m = NULL;
@@ -1122,6 +1275,10 @@ sf_status sf_broker_publish_sync(sf_broker *b, const char *subject, const char *
                           "publish %s (msg id %s): no stream answers for this subject (stream "
                           "missing or without leader; run invctl setup?) (NATS %s)",
                           subject, id, b->urls);
+        char why[BROKER_DENIED_TEXT];
+        if (s == NATS_TIMEOUT && broker__denied(b, subject, INT64_MAX, why, sizeof why))
+            return SF_ERR(err, SF_EDENIED, "publish %s (msg id %s): refused by NATS %s: %s",
+                          subject, id, b->urls, why);
         return BROKER_ERR(err, broker__map_js(b, s, code), s,
                           "publish %s (msg id %s, NATS %s, js code %d)", subject, id, b->urls,
                           (int)code);

@@ -85,14 +85,28 @@ typedef enum sf_broker_state {
 /* Runs on a nats.c thread. url is the server concerned, or "" if unknown. */
 typedef void (*sf_broker_state_cb)(void *closure, sf_broker_state state, const char *url);
 
+/* TLS to the server (all optional). ca: PEM file of the CA that signed the
+ * server's certificate (else the system's); cert + key: this client's
+ * certificate chain and key, for a server that verifies clients (both or
+ * neither); required: refuse a server that does not offer TLS. Any of them
+ * set turns TLS on; a tls:// URL does too. */
+typedef struct sf_broker_tls {
+    const char *ca;
+    const char *cert;
+    const char *key;
+    bool required;
+} sf_broker_tls;
+
 typedef struct sf_broker_opts {
-    const char *urls;            /* one URL or a comma-separated cluster list; required */
+    const char *urls;            /* one URL or a comma-separated cluster list; required;
+                                    nats://user:password@host:port carries credentials */
     const char *name;            /* connection name shown by the server; NULL: none */
     int connect_timeout_ms;      /* per server, TCP + handshake (2000) */
     int reconnect_wait_ms;       /* first reconnect delay after a full pass (250) */
     int reconnect_max_ms;        /* cap of the doubling, jittered backoff (4000) */
     int ping_interval_ms;        /* detects a silent server (10000) */
     int js_wait_ms;              /* JetStream API and sync publish wait (5000) */
+    sf_broker_tls tls;           /* all empty: plain TCP */
     sf_broker_state_cb on_state; /* optional */
     void *state_closure;
 } sf_broker_opts;
@@ -105,6 +119,15 @@ void sf_broker_opts_init(sf_broker_opts *opts);
  * reconnects forever in the background. */
 SF_MUSTCHECK sf_status sf_broker_connect(const sf_broker_opts *opts, sf_broker **out,
                                          sf_error *err);
+/* Permission violations: the server answers a publish or subscription it
+ * refuses with an asynchronous error, never with a reply. Every one is
+ * logged (error level, "NATS <urls>: Permissions Violation for Publish to
+ * ..."), and a publish to a subject refused on this connection fails with
+ * SF_EDENIED whose message says so, instead of a bare timeout: the first one
+ * after the ack wait (the server sends no negative ack), later ones to that
+ * subject at once for 30 s. This counts the violations seen. */
+uint64_t sf_broker_permission_errors(const sf_broker *b);
+
 /* Close and free; NULL is a no-op. Free publishers and subscriptions first. */
 void sf_broker_close(sf_broker *b);
 /* True while the connection status is CONNECTED. */
@@ -163,7 +186,8 @@ typedef struct sf_pub_result {
     sf_status status;    /* SF_OK stored; SF_EDUP already stored (same msg id within
                             the window); SF_ETIMEOUT outcome unknown: no ack within
                             ack_timeout_ms, or the publisher was freed first (it may
-                            be stored: resend with the same id); SF_EUNAVAIL not
+                            be stored: resend with the same id); SF_EDENIED not
+                            stored: this user may not publish there; SF_EUNAVAIL not
                             stored: no stream answers the subject, or the server
                             refused it (error, js_code) */
     uint64_t seq;        /* stream sequence (the original one for SF_EDUP); 0 on error */

@@ -67,7 +67,8 @@ typedef enum cfg__kind {
     CFG_LISTEN,   /* "host:port" */
     CFG_INT,      /* int in [min, max] */
     CFG_I64,      /* int64_t in [min, max] */
-    CFG_REPLICAS  /* int: 1, 3 or 5 */
+    CFG_REPLICAS, /* int: 1, 3 or 5 */
+    CFG_BOOL      /* bool: true/false, yes/no, on/off, 1/0 */
 } cfg__kind;
 
 typedef struct cfg__key {
@@ -84,6 +85,10 @@ static const cfg__key cfg__keys[] = {
     {"nats", "url", CFG_STR, CFG_AT(nats.url), 0, 0},
     {"nats", "replicas", CFG_REPLICAS, CFG_AT(nats.replicas), 1, 5},
     {"nats", "ack_wait_ms", CFG_I64, CFG_AT(nats.ack_wait_ms), 100, 3600000},
+    {"nats", "tls_ca", CFG_STR, CFG_AT(nats.tls_ca), 0, 0},
+    {"nats", "tls_cert", CFG_STR, CFG_AT(nats.tls_cert), 0, 0},
+    {"nats", "tls_key", CFG_STR, CFG_AT(nats.tls_key), 0, 0},
+    {"nats", "tls_required", CFG_BOOL, CFG_AT(nats.tls_required), 0, 0},
     {"pg", "dsn", CFG_STR, CFG_AT(pg.dsn), 0, 0},
     {"pg", "pool", CFG_INT, CFG_AT(pg.pool), 1, 256},
     {"consumer", "batch", CFG_INT, CFG_AT(consumer.batch), 1, 100000},
@@ -94,6 +99,8 @@ static const cfg__key cfg__keys[] = {
     {"reconciler", "poll_ms", CFG_INT, CFG_AT(reconciler.poll_ms), 10, 600000},
     {"api", "listen", CFG_LISTEN, CFG_AT(api.listen), 0, 0},
     {"api", "max_batch", CFG_INT, CFG_AT(api.max_batch), 1, 100000},
+    {"api", "tls_cert", CFG_STR, CFG_AT(api.tls_cert), 0, 0},
+    {"api", "tls_key", CFG_STR, CFG_AT(api.tls_key), 0, 0},
     {"ops", "endpoint", CFG_ENDPOINT, CFG_AT(ops.endpoint), 0, 0},
     {"ops", "sub_endpoint", CFG_ENDPOINT, CFG_AT(ops.sub_endpoint), 0, 0},
 };
@@ -156,6 +163,19 @@ static bool cfg__set(sf_config *cfg, const cfg__key *k, const char *value, char 
         }
         memcpy(base, value, n + 1);
         return true;
+    }
+    case CFG_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"};
+        static const char *const no[] = {"false", "no", "off", "0"};
+        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+            if (strcmp(value, yes[i]) == 0 || strcmp(value, no[i]) == 0) {
+                bool v = strcmp(value, yes[i]) == 0;
+                memcpy(base, &v, sizeof v);
+                return true;
+            }
+        }
+        snprintf(why, why_size, "not a boolean: '%.100s' (true or false)", value);
+        return false;
     }
     case CFG_INT:
     case CFG_I64:

@@ -22,6 +22,7 @@
 #ifndef SF_CONFIG_H
 #define SF_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,12 @@ typedef struct sf_config {
         char url[SF_CONFIG_URL_MAX + 1]; /* one URL or a comma-separated list */
         int replicas;                    /* 1, 3 or 5 */
         int64_t ack_wait_ms;
+        /* TLS to NATS (docs/security.md "TLS"): PEM paths, "" = unset. Any
+         * set, or tls_required, turns TLS on; cert and key go together. */
+        char tls_ca[SF_CONFIG_URL_MAX + 1];
+        char tls_cert[SF_CONFIG_URL_MAX + 1];
+        char tls_key[SF_CONFIG_URL_MAX + 1];
+        bool tls_required;
     } nats;
     struct {
         char dsn[SF_CONFIG_URL_MAX + 1];
@@ -69,6 +76,9 @@ typedef struct sf_config {
     struct {
         char listen[SF_CONFIG_URL_MAX + 1]; /* host:port */
         int max_batch;
+        /* HTTPS: both set = serve TLS only on listen ("" = plain HTTP) */
+        char tls_cert[SF_CONFIG_URL_MAX + 1];
+        char tls_key[SF_CONFIG_URL_MAX + 1];
     } api;
     struct {
         char endpoint[SF_CONFIG_URL_MAX + 1];     /* services PUB here (XSUB side) */

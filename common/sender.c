@@ -145,7 +145,8 @@ static void sender__deliver(sf_sender *s, sender__item *it, sf_status st, uint64
 static void sender__failed(sf_sender *s, sender__item *it, sf_status st, const char *why)
 {
     int stopping = !s->pub || (s->opts.stop && *s->opts.stop);
-    if (stopping || sender__mono_ms() - it->first_try_ms >= s->opts.retry_for_ms) {
+    if (stopping || st == SF_EDENIED || /* a permission: retrying cannot help */
+        sender__mono_ms() - it->first_try_ms >= s->opts.retry_for_ms) {
         char msg[SF_ERROR_MSG_MAX + 64];
         snprintf(msg, sizeof msg, "not published after %d attempt%s: %s", it->attempts,
                  it->attempts == 1 ? "" : "s", why);

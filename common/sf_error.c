@@ -67,6 +67,7 @@ const char *sf_status_str(sf_status status)
     case SF_EDUP: return "duplicate";
     case SF_ENOTFOUND: return "not found";
     case SF_EINTERNAL: return "internal error";
+    case SF_EDENIED: return "permission denied";
     }
     return "unknown";
 }

@@ -23,7 +23,8 @@ typedef enum sf_status {
     SF_ETIMEOUT,  /* nothing arrived in time */
     SF_EDUP,      /* duplicate (already known) */
     SF_ENOTFOUND, /* no such thing */
-    SF_EINTERNAL  /* a bug or an unexpected library answer */
+    SF_EINTERNAL, /* a bug or an unexpected library answer */
+    SF_EDENIED    /* refused by a permission (NATS user): retrying cannot help */
 } sf_status;
 
 #define SF_ERROR_MSG_MAX 512

@@ -76,6 +76,8 @@ static int run(const sf_config *cfg, int batch_size, int drain, const char *name
     sf_broker_opts bo;
     sf_broker_opts_init(&bo);
     bo.urls = cfg->nats.url;
+    bo.tls = (sf_broker_tls){cfg->nats.tls_ca, cfg->nats.tls_cert, cfg->nats.tls_key,
+                             cfg->nats.tls_required};
     bo.name = name;
     if (sf_broker_connect(&bo, &broker, &err) || sf_ledger_open(cfg->pg.dsn, &ledger, &err) ||
         sf_codec_new(&codec, &err) ||

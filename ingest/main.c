@@ -81,6 +81,8 @@ static int run(const sf_config *cfg, const ingest_args *a)
     sf_broker_opts bo;
     sf_broker_opts_init(&bo);
     bo.urls = cfg->nats.url;
+    bo.tls = (sf_broker_tls){cfg->nats.tls_ca, cfg->nats.tls_cert, cfg->nats.tls_key,
+                             cfg->nats.tls_required};
     bo.name = "inv-ingest";
     if (sf_broker_connect(&bo, &broker, &err) ||
         sf_ops_open(cfg->ops.endpoint, "inv-ingest", &ops, &err))

@@ -81,6 +81,8 @@ static int connect_broker(const sf_config *cfg, sf_broker **b)
     sf_broker_opts bo;
     sf_broker_opts_init(&bo);
     bo.urls = cfg->nats.url;
+    bo.tls = (sf_broker_tls){cfg->nats.tls_ca, cfg->nats.tls_cert, cfg->nats.tls_key,
+                             cfg->nats.tls_required};
     bo.name = "inv-reconciler";
     sf_error err;
     if (sf_broker_connect(&bo, b, &err)) {

@@ -3,8 +3,9 @@
 # JetStream and one PostgreSQL 15 cluster, data under $STACK_DIR, loopback
 # only, non-default ports so it never collides with a system service.
 #
-# usage: stack.sh up | down | status | env | wipe
-#                 nats-start | nats-stop [kill] | pg-start | pg-stop [immediate]
+# usage: stack.sh up [--secure] | down | status | env [--service NAME] | wipe
+#                 nats-start [--secure] | nats-stop [kill] | pg-start | pg-stop [immediate]
+#                 users                      (secured broker: user names, no passwords)
 #                 cluster up | down | status
 #                 cluster-kill N | cluster-start N      (N = 1, 2, 3 or n1..n3)
 #
@@ -16,6 +17,19 @@
 #   Cluster: CLUSTER_PORTS (client ports of n1,n2,n3; default NATS_PORT,
 #   NATS_PORT+1, NATS_PORT+2), CLUSTER_ROUTE_PORTS (default client + 2000),
 #   CLUSTER_MON_PORTS (default client + 4000), CLUSTER_NAME=stockflow.
+#
+# Secured broker (`up --secure`, `nats-start --secure` or STACK_SECURE=1;
+# docs/security.md "Broker accounts and permissions"): the single nats-server
+# runs with $STACK_DIR/nats-secure.conf, one account with JetStream and one
+# user per service (invctl, inv-ingest, inv-consumer, inv-reconciler, inv-api,
+# supplier-<id>), each allowed only its own subjects; anonymous clients are
+# refused. Passwords are random, made once and kept in $STACK_DIR/nats-users
+# (mode 600, "user password" lines), so a restart keeps them; the mode sticks
+# to the stack dir until `wipe`. `env --service NAME` prints that service's
+# INV_NATS_URL (nats://NAME:PASSWORD@host:port); plain `env` prints invctl's.
+# A supplier's locations come from STACK_SUPPLIERS ("id:LOC1,LOC2 id2:LOC3")
+# or, by default, from the location / location_map values of each
+# [supplier.<id>] in STACK_SUPPLIERS_INI (examples/suppliers/suppliers.ini).
 #
 # Layout: $STACK_DIR/nats/ (JetStream store), nats.pid, nats.log;
 # $STACK_DIR/pg/{data,sock,postgres.log} owned by the postgres user;
@@ -56,6 +70,9 @@ STACK_TIMEOUT=${STACK_TIMEOUT:-30}
 PG_OS_USER=postgres
 
 NATS_DIR="$STACK_DIR/nats"
+SECURE_CONF="$STACK_DIR/nats-secure.conf"
+SECURE_USERS="$STACK_DIR/nats-users"
+STACK_SUPPLIERS_INI=${STACK_SUPPLIERS_INI:-$ROOT/examples/suppliers/suppliers.ini}
 NATS_PID="$STACK_DIR/nats.pid"
 NATS_LOG="$STACK_DIR/nats.log"
 
@@ -158,9 +175,15 @@ nats_start() {
             port_open "$p" && die "nats: port $p is already in use by another process"
         done
         mkdir -p "$NATS_DIR"
+        local -a conf=()
+        if secure_on; then
+            secure_write_conf
+            conf=(-c "$SECURE_CONF")
+            say "nats: secured: per-service users from $SECURE_USERS"
+        fi
         # setsid: own session, so a Ctrl-C in the caller's terminal does not
         # reach the server; -P makes the server write its own pid.
-        setsid nohup nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR" \
+        setsid nohup nats-server "${conf[@]}" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR" \
             -m "$NATS_MON_PORT" -P "$NATS_PID" >>"$NATS_LOG" 2>&1 </dev/null \
             3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
         local child=$!
@@ -203,6 +226,118 @@ nats_stop() {
     fi
     rm -f "$NATS_PID"
     say "nats: stopped (pid $pid, SIG$sig)"
+}
+
+# ------------------------------------------------------- secured broker ---
+
+# The JetStream API subjects a service may use to read (stream and consumer
+# info), and those that change streams and consumers: invctl's alone.
+# shellcheck disable=SC2016 # $JS is NATS's subject prefix, literal
+SECURE_READ='"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.INFO.*", "$JS.API.CONSUMER.INFO.*.*"'
+# shellcheck disable=SC2016 # as above
+SECURE_CHANGE='"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>", "$JS.API.CONSUMER.DELETE.>"'
+
+secure_on() { [[ -n "${STACK_SECURE:-}" && "${STACK_SECURE}" != 0 ]] || [[ -r "$SECURE_CONF" ]]; }
+
+# "id:LOC1,LOC2" words, one per supplier: STACK_SUPPLIERS, else the INI.
+secure_suppliers() {
+    if [[ -n "${STACK_SUPPLIERS:-}" ]]; then
+        echo "$STACK_SUPPLIERS" | tr ' ' '\n' | sed '/^$/d'
+        return 0
+    fi
+    [[ -r "$STACK_SUPPLIERS_INI" ]] || return 0
+    awk '
+        function flush() { if (id != "" && locs != "") print id ":" locs; id = ""; locs = "" }
+        function add(l) { gsub(/[ \t\r]/, "", l); if (l != "" && index("," locs ",", "," l ",") == 0) locs = locs (locs == "" ? "" : ",") l }
+        /^\[/ { flush(); if (match($0, /^\[supplier\.[^]]+\]/)) id = substr($0, 11, RLENGTH - 11); next }
+        id != "" && /^[ \t]*location[ \t]*=/ { v = $0; sub(/^[^=]*=/, "", v); add(v) }
+        id != "" && /^[ \t]*location_map[ \t]*=/ {
+            v = $0; sub(/^[^=]*=/, "", v); n = split(v, pairs, ",")
+            for (i = 1; i <= n; i++) { split(pairs[i], kv, "="); add(kv[2]) }
+        }
+        END { flush() }' "$STACK_SUPPLIERS_INI"
+}
+
+secure_token_ok() { [[ "$1" =~ ^[A-Za-z0-9_-]{1,64}$ ]]; }
+
+# users file: made once; missing users (a supplier added since) are appended.
+secure_users() {
+    local -a names=(invctl inv-ingest inv-consumer inv-reconciler inv-api)
+    local sup id
+    while read -r sup; do
+        id=${sup%%:*}
+        secure_token_ok "$id" || die "secure: supplier id '$id' must use only A-Z a-z 0-9 _ - (STACK_SUPPLIERS or $STACK_SUPPLIERS_INI)"
+        names+=("supplier-$id")
+    done < <(secure_suppliers)
+    (umask 077 && touch "$SECURE_USERS")
+    chmod 600 "$SECURE_USERS"
+    local u
+    for u in "${names[@]}"; do
+        grep -q "^$u " "$SECURE_USERS" ||
+            echo "$u $(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" >>"$SECURE_USERS"
+    done
+}
+
+secure_password() {
+    awk -v u="$1" '$1 == u { print $2; exit }' "$SECURE_USERS"
+}
+
+# secure_user NAME PUB_ALLOW [PUB_DENY]: one user entry of the config.
+secure_user() {
+    local name=$1 allow=$2 deny=${3:-}
+    local pw
+    pw=$(secure_password "$name")
+    [[ -n "$pw" ]] || die "secure: no password for $name in $SECURE_USERS"
+    printf '      {user: "%s", password: "%s", permissions: {\n' "$name" "$pw"
+    printf '        publish: {allow: [%s]%s}\n' "$allow" "${deny:+, deny: [$deny]}"
+    printf '        subscribe: {allow: ["_INBOX.>"]}}}\n'
+}
+
+secure_write_conf() {
+    mkdir -p "$STACK_DIR"
+    secure_users
+    local tmp="$SECURE_CONF.tmp" sup id locs l allow
+    {
+        echo "# Written by scripts/stack.sh (secured broker); edit the script, not this file."
+        echo "# One account with JetStream, one user per service; anonymous clients are refused."
+        echo "accounts {"
+        echo "  STOCKFLOW {"
+        echo "    jetstream: enabled"
+        echo "    users: ["
+        printf '      {user: "invctl", password: "%s", permissions: {publish: {allow: [">"]}, subscribe: {allow: [">"]}}}\n' \
+            "$(secure_password invctl)"
+        secure_user inv-ingest "\"inv.evt.>\", $SECURE_READ" "$SECURE_CHANGE"
+        secure_user inv-consumer \
+            "\"\$JS.API.CONSUMER.MSG.NEXT.INV_EVENTS.stock-applier\", \"\$JS.ACK.INV_EVENTS.stock-applier.>\", \"inv.dlq.>\", $SECURE_READ" \
+            "\"inv.evt.>\", $SECURE_CHANGE"
+        secure_user inv-reconciler "\"inv.chan.>\", \"inv.evt.release.*\", $SECURE_READ" "$SECURE_CHANGE"
+        secure_user inv-api "$SECURE_READ" "\"inv.>\", $SECURE_CHANGE"
+        while read -r sup; do
+            id=${sup%%:*}
+            locs=${sup#*:}
+            allow=""
+            for l in ${locs//,/ }; do
+                secure_token_ok "$l" || die "secure: supplier $id: location '$l' must use only A-Z a-z 0-9 _ -"
+                allow+="\"inv.evt.count.$l\", \"inv.evt.asn.$l\", \"inv.evt.receipt.$l\", "
+            done
+            secure_user "supplier-$id" "$allow$SECURE_READ" "$SECURE_CHANGE"
+        done < <(secure_suppliers)
+        echo "    ]"
+        echo "  }"
+        echo "}"
+    } >"$tmp"
+    chmod 600 "$tmp"
+    mv "$tmp" "$SECURE_CONF"
+}
+
+# nats_url_for SERVICE: the URL with that service's credentials.
+nats_url_for() {
+    local svc=$1 pw
+    secure_on || die "env --service: the broker is not secured (stack.sh up --secure)"
+    [[ -r "$SECURE_USERS" ]] || die "env --service: no $SECURE_USERS (stack.sh up --secure first)"
+    pw=$(secure_password "$svc")
+    [[ -n "$pw" ]] || die "env --service: no user '$svc' (users: $(awk '{printf "%s%s", s, $1; s=" "}' "$SECURE_USERS"))"
+    echo "nats://$svc:$pw@127.0.0.1:$NATS_PORT"
 }
 
 # --------------------------------------------------------------- postgres ---
@@ -784,8 +919,29 @@ cluster_main() {
 
 # -------------------------------------------------------------- commands ---
 
+# The URL clients get by default: invctl's (full rights) on a secured broker.
+nats_url_default() {
+    if secure_on && [[ -r "$SECURE_USERS" ]]; then
+        nats_url_for invctl
+    else
+        nats_url
+    fi
+}
+
+# --secure on up / nats-start: same as STACK_SECURE=1.
+secure_flag() {
+    case "${1:-}" in
+    "") ;;
+    --secure) STACK_SECURE=1 ;;
+    *) die "unknown option '$1' (only --secure)" ;;
+    esac
+    if [[ -n "${STACK_SECURE:-}" && "$STACK_SECURE" != 0 ]] && ! [[ -r "$SECURE_CONF" ]] && nats_pid >/dev/null; then
+        die "nats: already running without security: 'stack.sh nats-stop' first"
+    fi
+}
+
 print_urls() {
-    echo "INV_NATS_URL=$(nats_url)"
+    echo "INV_NATS_URL=$(nats_url_default)"
     echo "INV_PG_DSN=$(pg_dsn)"
 }
 
@@ -794,6 +950,9 @@ cmd_status() {
     pg_resolve_dir
     if pid=$(nats_pid); then
         echo "nats: running (pid $pid) $(nats_url) monitor http://127.0.0.1:$NATS_MON_PORT"
+        if secure_on; then
+            echo "nats: secured, one user per service ('stack.sh users'; credentials in $SECURE_USERS)"
+        fi
     else
         echo "nats: stopped"
         rc=3
@@ -817,14 +976,16 @@ cmd_wipe() {
     *) say "wipe: leaving PG_DIR=$PG_DIR alone (outside STACK_DIR)" ;;
     esac
     rm -rf "$NATS_DIR" "$NATS_LOG" "$NATS_PID" "$CLUSTER_DIR" "$STACK_DIR/pg.location" \
+        "$SECURE_CONF" "$SECURE_USERS" \
         "$STACK_DIR/initdb.log"
     say "wiped $STACK_DIR"
 }
 
 usage() {
     cat >&2 <<'USAGE'
-usage: stack.sh up | down | status | env | wipe
-                nats-start | nats-stop [kill] | pg-start | pg-stop [immediate]
+usage: stack.sh up [--secure] | down | status | env [--service NAME] | wipe
+                nats-start [--secure] | nats-stop [kill] | pg-start | pg-stop [immediate]
+                users
                 cluster up | down | status
                 cluster-kill N | cluster-start N      (N = 1, 2, 3 or n1..n3)
 USAGE
@@ -837,6 +998,7 @@ main() {
     case "$cmd" in
     up)
         lock
+        secure_flag "$@"
         nats_start
         pg_start
         print_urls
@@ -849,10 +1011,15 @@ main() {
     status) cmd_status ;;
     env)
         cluster_load_ports
-        if cluster_any_running; then
+        if [[ "${1:-}" == --service ]]; then
+            [[ -n "${2:-}" ]] || die "env --service needs a user name (stack.sh users lists them)"
+            printf 'export INV_NATS_URL=%q\n' "$(nats_url_for "$2")"
+        elif [[ -n "${1:-}" ]]; then
+            die "env: unknown option '$1' (only --service NAME)"
+        elif cluster_any_running; then
             printf 'export INV_NATS_URL=%q\n' "$(cluster_urls)"
         else
-            printf 'export INV_NATS_URL=%q\n' "$(nats_url)"
+            printf 'export INV_NATS_URL=%q\n' "$(nats_url_default)"
         fi
         printf 'export INV_PG_DSN=%q\n' "$(pg_dsn)"
         ;;
@@ -860,7 +1027,13 @@ main() {
         lock
         cmd_wipe
         ;;
-    nats-start) lock && nats_start ;;
+    nats-start) lock && secure_flag "$@" && nats_start ;;
+    users)
+        if ! secure_on || ! [[ -r "$SECURE_USERS" ]]; then
+            die "users: the broker is not secured (stack.sh up --secure)"
+        fi
+        awk '{print $1}' "$SECURE_USERS"
+        ;;
     nats-stop) lock && nats_stop "$@" ;;
     pg-start) lock && pg_start ;;
     pg-stop) lock && pg_stop "$@" ;;

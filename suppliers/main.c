@@ -442,6 +442,8 @@ static int run(const sf_config *cfg, const supplier_args *a)
         sf_broker_opts bo;
         sf_broker_opts_init(&bo);
         bo.urls = cfg->nats.url;
+        bo.tls = (sf_broker_tls){cfg->nats.tls_ca, cfg->nats.tls_cert, cfg->nats.tls_key,
+                                 cfg->nats.tls_required};
         bo.name = "inv-supplier";
         if (sf_broker_connect(&bo, &env.broker, &err)) {
             fprintf(stderr, "inv-supplier: %s\n", err.msg);

@@ -83,6 +83,8 @@ int cmd_channel_watch(const sf_config *cfg, int argc, char **argv)
     sf_broker_opts bo;
     sf_broker_opts_init(&bo);
     bo.urls = cfg->nats.url;
+    bo.tls = (sf_broker_tls){cfg->nats.tls_ca, cfg->nats.tls_cert, cfg->nats.tls_key,
+                             cfg->nats.tls_required};
     bo.name = "invctl-channel-watch";
     sf_broker *b = NULL;
     sf_sub *sub = NULL;

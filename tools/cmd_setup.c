@@ -62,6 +62,8 @@ int cmd_setup(const sf_config *cfg, int argc, char **argv)
     sf_broker_opts bo;
     sf_broker_opts_init(&bo);
     bo.urls = cfg->nats.url;
+    bo.tls = (sf_broker_tls){cfg->nats.tls_ca, cfg->nats.tls_cert, cfg->nats.tls_key,
+                             cfg->nats.tls_required};
     bo.name = "invctl";
     sf_setup_opts so;
     sf_setup_opts_init(&so);

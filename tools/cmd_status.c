@@ -21,6 +21,8 @@ static sf_status status__connect(const sf_config *cfg, sf_broker **b, sf_error *
     sf_broker_opts bo;
     sf_broker_opts_init(&bo);
     bo.urls = cfg->nats.url;
+    bo.tls = (sf_broker_tls){cfg->nats.tls_ca, cfg->nats.tls_cert, cfg->nats.tls_key,
+                             cfg->nats.tls_required};
     bo.name = "invctl";
     return sf_broker_connect(&bo, b, err);
 }

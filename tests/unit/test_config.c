@@ -446,3 +446,26 @@ Test(config, free_is_idempotent)
     sf_config_free(&cfg);
     cr_assert(cfg.n_entries == 0 && cfg.entries == NULL);
 }
+
+Test(config, tls_keys_default_off_and_load)
+{
+    assert_str(cfg.nats.tls_ca, "");
+    cr_assert(!cfg.nats.tls_required);
+    assert_str(cfg.api.tls_cert, "");
+    load_ok("[nats]\ntls_ca = /etc/sf/ca.pem\ntls_cert = /etc/sf/c.pem\ntls_key = /etc/sf/c.key\n"
+            "tls_required = yes\n[api]\ntls_cert = /etc/sf/api.pem\ntls_key = /etc/sf/api.key\n");
+    assert_str(cfg.nats.tls_ca, "/etc/sf/ca.pem");
+    assert_str(cfg.nats.tls_cert, "/etc/sf/c.pem");
+    assert_str(cfg.nats.tls_key, "/etc/sf/c.key");
+    cr_assert(cfg.nats.tls_required);
+    assert_str(cfg.api.tls_cert, "/etc/sf/api.pem");
+    assert_str(cfg.api.tls_key, "/etc/sf/api.key");
+}
+
+Test(config, tls_required_false_and_bad_boolean)
+{
+    load_ok("[nats]\ntls_required = off\n");
+    cr_assert(!cfg.nats.tls_required);
+    expect_error("[nats]\ntls_required = maybe\n", SF_EINVAL,
+                 "2: [nats] tls_required: not a boolean: 'maybe' (true or false)");
+}
