@@ -49,11 +49,12 @@ sf_status ingest_body_new(char *data, size_t len, const sf_parse_opts *opts, ing
     b->opts = *opts;
     /* One result at most per line: newlines + 1. */
     size_t lines = 1;
-    for (const char *p = b->data, *end = b->data + b->len; p && p < end; p++) {
-        p = memchr(p, '\n', (size_t)(end - p));
-        if (!p)
+    for (size_t i = 0; i < b->len; i++) {
+        const char *nl = memchr(b->data + i, '\n', b->len - i);
+        if (!nl)
             break;
         lines++;
+        i = (size_t)(nl - b->data);
     }
     b->cap_results = lines;
     b->results = calloc(lines, sizeof *b->results);
