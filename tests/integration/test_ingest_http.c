@@ -7,6 +7,7 @@
  * started on a free port (127.0.0.1:0) and its log names the port.
  */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -385,6 +386,97 @@ Test(ingest_http, a_slow_or_vanished_client_does_not_block_another)
     close(slow);
     free(req);
     cr_assert_eq(events_stored(), 3, "the client that left still had its line published");
+    cr_assert_eq(fx_stop(pid, SIGTERM, 20000), 0, "see %s", log);
+}
+
+/* With a window of 1, a second request while the first is publishing is
+ * refused at once, publishing nothing; the first still completes. */
+Test(ingest_http, sheds_with_503_while_the_publish_window_is_full)
+{
+    char key[256], log[512];
+    api_add_key("feeder", "ingest", key, sizeof key, NULL, 0);
+    pid_t pid;
+    int port = ih_start("[ingest]\nmax_inflight = 1\n", &pid, log, sizeof log);
+    enum { N = 1000 };
+    size_t cap = (size_t)N * 160, used = 0;
+    char *body = malloc(cap);
+    cr_assert(body);
+    for (int i = 0; i < N; i++)
+        used += (size_t)snprintf(body + used, cap - used,
+                                 "{\"event_id\":\"w-%d\",\"kind\":\"receipt\",\"sku\":\"SKU-W\","
+                                 "\"location\":\"DC-1\",\"qty\":1,\"occurred_at\":1795514400000}\n",
+                                 i);
+    size_t len;
+    char *req = ih_request("/v1/events", key, body, used, &len);
+    free(body);
+    int fd = api_connect(port);
+    api_send_all(fd, req, len);
+    free(req);
+    usleep(100000); /* admitted; one line at a time in flight */
+    api_resp r;
+    int st = ih_post(port, key, EV("w-x", "SKU-W", 1), &r);
+    char h[64];
+    cr_assert_eq(st, 503, "a request while the window is full: %d %s", st, r.body);
+    cr_assert(strstr(r.body, "window full"), "%s", r.body);
+    cr_assert(atoi(api_header(&r, "Retry-After", h, sizeof h)) > 0, "Retry-After: '%s'", h);
+    api_resp_free(&r);
+    api_read_response(fd, &r, 0, 120000, 1);
+    close(fd);
+    cr_assert_eq(r.status, 202, "%.300s", r.body);
+    api_resp_free(&r);
+    cr_assert_eq(events_stored(), N, "the refused request published nothing");
+    fx_stop(pid, SIGTERM, 20000);
+}
+
+static size_t ih_curl_write(char *data, size_t size, size_t n, void *arg)
+{
+    size_t len = size * n, *used = arg;
+    *used += len;
+    (void)data;
+    return len;
+}
+
+/* A real client: libcurl sends "Expect: 100-continue" before a large body. */
+Test(ingest_http, a_curl_client_posting_5000_lines_gets_202)
+{
+    char key[256], log[512];
+    api_add_key("feeder", "ingest", key, sizeof key, NULL, 0);
+    pid_t pid;
+    int port = ih_start(NULL, &pid, log, sizeof log);
+    enum { N = 5000 };
+    size_t cap = (size_t)N * 160, used = 0;
+    char *body = malloc(cap);
+    cr_assert(body);
+    for (int i = 0; i < N; i++)
+        used += (size_t)snprintf(body + used, cap - used,
+                                 "{\"event_id\":\"c-%d\",\"kind\":\"sale\",\"sku\":\"SKU-C\","
+                                 "\"location\":\"STORE-%d\",\"qty\":1,\"occurred_at\":"
+                                 "1795514400000}\n",
+                                 i, i % 7);
+    char url[128], auth[320];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", port);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    CURL *c = curl_easy_init();
+    cr_assert(c);
+    struct curl_slist *hd = curl_slist_append(NULL, auth);
+    size_t got = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)used);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ih_curl_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    CURLcode rc = curl_easy_perform(c);
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(c);
+    free(body);
+    cr_assert_eq(rc, CURLE_OK, "curl: %s", curl_easy_strerror(rc));
+    cr_assert_eq(code, 202);
+    cr_assert_gt(got, (size_t)N * 40, "a result per line: %zu bytes", got);
+    cr_assert_eq(events_stored(), N);
     cr_assert_eq(fx_stop(pid, SIGTERM, 20000), 0, "see %s", log);
 }
 
