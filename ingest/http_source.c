@@ -444,8 +444,7 @@ static void *http__keys_main(void *arg)
 
 /* ------------------------------------------------------- start and stop --- */
 
-/* "host:port" or "[v6]:port" -> host, port; false if malformed. */
-static bool http__split_addr(const char *addr, char *host, size_t size, uint16_t *port)
+bool ingest_http_split_addr(const char *addr, char *host, size_t size, uint16_t *port)
 {
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr || !colon[1])
@@ -508,7 +507,7 @@ sf_status ingest_http_start(const ingest_http_opts *o, const char *addr, ingest_
     *out = NULL;
     char host[NI_MAXHOST];
     uint16_t port;
-    if (!http__split_addr(addr, host, sizeof host, &port))
+    if (!ingest_http_split_addr(addr, host, sizeof host, &port))
         return SF_ERR(err, SF_EINVAL, "--http '%s': expected host:port", addr);
     if (o->max_inflight < 1 || o->max_body < 1 || !o->ring || !o->parse || !o->broker)
         return SF_ERR(err, SF_EINVAL, "http: incomplete options");

@@ -29,6 +29,7 @@
 #define INGEST_HTTP_SOURCE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,10 @@ typedef struct ingest_http_stats {
     uint64_t shed;                                  /* refused with 503 before parsing */
     uint64_t accepted, duplicate, rejected, failed; /* lines */
 } ingest_http_stats;
+
+/* "host:port" or "[v6]:port" -> host (NUL-terminated, size bytes) and
+ * port; false if malformed (main checks --http with it: a usage error). */
+bool ingest_http_split_addr(const char *addr, char *host, size_t size, uint16_t *port);
 
 /* Bind addr ("host:port", "[v6]:port"; port 0 picks a free one, logged as
  * "http listening on HOST:PORT"), read api_keys once, start serving. */

@@ -198,7 +198,16 @@ int main(int argc, char **argv)
             a.files[a.n_files++] = optarg;
             break;
         case 'z': a.zmq = optarg; break;
-        case 'H': a.http = optarg; break;
+        case 'H': {
+            char host[256];
+            uint16_t port;
+            if (!ingest_http_split_addr(optarg, host, sizeof host, &port)) {
+                fprintf(stderr, "inv-ingest: --http '%s': expected host:port\n", optarg);
+                return 2;
+            }
+            a.http = optarg;
+            break;
+        }
         case 'r': a.rejects = optarg; break;
         case 's': a.source = optarg; break;
         case 'R': {
