@@ -59,7 +59,8 @@ struct ingest_http {
     struct event *tick;
     sf_sender *sender;
     http__req *head, *tail; /* admitted, not yet answered, oldest first */
-    size_t queued_bytes;
+    size_t queued_bytes;    /* bodies admitted, not yet answered */
+    size_t backlog_bytes;   /* of those, bodies not yet all handed to the sender */
     bool draining;
     int64_t drained_at_ms; /* while draining: when the queue was first empty */
     atomic_bool stop;
@@ -224,6 +225,12 @@ static void http__outcome(void *closure, const sf_send_outcome *o)
     free(t);
 }
 
+static void http__parsed_all(ingest_http *h, http__req *rq)
+{
+    rq->parsed_all = true;
+    h->backlog_bytes -= rq->bytes;
+}
+
 /* Parse and publish lines of the queued requests, oldest first, while the
  * window has room. */
 static void http__pump(ingest_http *h)
@@ -237,7 +244,7 @@ static void http__pump(ingest_http *h)
             sf_error err;
             sf_status st = ingest_body_next(rq->body, &ev, &line, &err);
             if (st == SF_ENOTFOUND) {
-                rq->parsed_all = true;
+                http__parsed_all(h, rq);
                 break;
             }
             if (st) {
@@ -245,7 +252,7 @@ static void http__pump(ingest_http *h)
                 if (line)
                     ingest_body_settle(rq->body, line, INGEST_LINE_FAILED, err.msg);
                 rq->internal_error = true;
-                rq->parsed_all = true;
+                http__parsed_all(h, rq);
                 break;
             }
             if (line->status != INGEST_LINE_PENDING)
@@ -354,7 +361,9 @@ static void http__on_request(struct evhttp_request *req, void *arg)
         http__shed(h, req, 2, "JetStream unavailable: not connected");
         return;
     }
-    if (sf_sender_pending(h->sender) >= (size_t)h->o.max_inflight ||
+    /* A full window queues at most one max_body of bodies in front of it. */
+    if ((sf_sender_pending(h->sender) >= (size_t)h->o.max_inflight &&
+         h->backlog_bytes + len > h->o.max_body) ||
         (h->head && h->queued_bytes + len > HTTP__QUEUE_BODIES * h->o.max_body)) {
         http__shed(h, req, 1, "publish window full");
         return;
@@ -382,6 +391,7 @@ static void http__on_request(struct evhttp_request *req, void *arg)
         h->head = rq;
     h->tail = rq;
     h->queued_bytes += len;
+    h->backlog_bytes += len;
     h->stats.requests++;
     http__pump(h);
     http__sweep(h); /* a body of rejected lines only is answered now */

@@ -11,8 +11,9 @@
  * a body over max_body is 413 (evhttp refuses it while reading), a line
  * over max_line is a rejected line. A request is refused with 503 and
  * Retry-After (nothing published) while JetStream is disconnected, while
- * the publish window (max_inflight) is full, or while the bodies admitted
- * and not yet answered exceed 4 x max_body. A line that could not be
+ * the publish window (max_inflight) is full and the bodies waiting for room
+ * in it already hold max_body, or while the bodies admitted and not yet
+ * answered exceed 4 x max_body. A line that could not be
  * published within retry_for_ms is "failed" and the reply is 503 with
  * Retry-After: sending the same body again is safe (ids are kept).
  *

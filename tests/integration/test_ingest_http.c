@@ -389,42 +389,63 @@ Test(ingest_http, a_slow_or_vanished_client_does_not_block_another)
     cr_assert_eq(fx_stop(pid, SIGTERM, 20000), 0, "see %s", log);
 }
 
-/* With a window of 1, a second request while the first is publishing is
- * refused at once, publishing nothing; the first still completes. */
-Test(ingest_http, sheds_with_503_while_the_publish_window_is_full)
+/* A body of n receipt lines w-<first>.. (about 105 bytes each). Caller frees. */
+static char *ih_lines(const char *prefix, int first, int n, size_t *len)
+{
+    size_t cap = (size_t)n * 160 + 1, used = 0;
+    char *body = malloc(cap);
+    cr_assert(body);
+    body[0] = '\0';
+    for (int i = first; i < first + n; i++)
+        used += (size_t)snprintf(body + used, cap - used,
+                                 "{\"event_id\":\"%s-%d\",\"kind\":\"receipt\",\"sku\":\"SKU-W\","
+                                 "\"location\":\"DC-1\",\"qty\":1,\"occurred_at\":1795514400000}\n",
+                                 prefix, i);
+    *len = used;
+    return body;
+}
+
+/* With a window of 1 and max_body 64 KiB: while a 59 KB body is publishing
+ * (one line at a time), a small request waits in the queue in front of the
+ * window and is answered after it; one that would take that queue past
+ * max_body is refused at once with 503, publishing nothing. */
+Test(ingest_http, sheds_with_503_when_the_window_and_its_queue_are_full)
 {
     char key[256], log[512];
     api_add_key("feeder", "ingest", key, sizeof key, NULL, 0);
     pid_t pid;
-    int port = ih_start("[ingest]\nmax_inflight = 1\n", &pid, log, sizeof log);
-    enum { N = 1000 };
-    size_t cap = (size_t)N * 160, used = 0;
-    char *body = malloc(cap);
-    cr_assert(body);
-    for (int i = 0; i < N; i++)
-        used += (size_t)snprintf(body + used, cap - used,
-                                 "{\"event_id\":\"w-%d\",\"kind\":\"receipt\",\"sku\":\"SKU-W\","
-                                 "\"location\":\"DC-1\",\"qty\":1,\"occurred_at\":1795514400000}\n",
-                                 i);
-    size_t len;
-    char *req = ih_request("/v1/events", key, body, used, &len);
+    int port = ih_start("[ingest]\nmax_inflight = 1\nmax_body = 65536\n", &pid, log, sizeof log);
+    size_t blen, len;
+    char *body = ih_lines("w", 0, 560, &blen);
+    cr_assert(blen > 56000 && blen < 65536, "body of %zu bytes", blen);
+    char *req = ih_request("/v1/events", key, body, blen, &len);
     free(body);
     int fd = api_connect(port);
     api_send_all(fd, req, len);
     free(req);
     usleep(100000); /* admitted; one line at a time in flight */
+
     api_resp r;
-    int st = ih_post(port, key, EV("w-x", "SKU-W", 1), &r);
+    body = ih_lines("x", 0, 100, &blen);
+    int st = ih_post(port, key, body, &r);
+    free(body);
     char h[64];
-    cr_assert_eq(st, 503, "a request while the window is full: %d %s", st, r.body);
+    cr_assert_eq(st, 503, "queue past max_body while the window is full: %d %s", st, r.body);
     cr_assert(strstr(r.body, "window full"), "%s", r.body);
     cr_assert(atoi(api_header(&r, "Retry-After", h, sizeof h)) > 0, "Retry-After: '%s'", h);
+    api_resp_free(&r);
+
+    st = ih_post(port, key, EV("y-1", "SKU-W", 1), &r);
+    cr_assert_eq(st, 202, "a small request queues behind the window: %d %s", st, r.body);
     api_resp_free(&r);
     api_read_response(fd, &r, 0, 120000, 1);
     close(fd);
     cr_assert_eq(r.status, 202, "%.300s", r.body);
+    json_t *j = api_json(&r);
+    cr_assert_eq(ih_count(j, "accepted"), 560);
+    json_decref(j);
     api_resp_free(&r);
-    cr_assert_eq(events_stored(), N, "the refused request published nothing");
+    cr_assert_eq(events_stored(), 561, "the refused request published nothing");
     fx_stop(pid, SIGTERM, 20000);
 }
 
