@@ -289,7 +289,9 @@ static void http__on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     ingest_http *h = arg;
-    sf_sender_poll(h->sender, 0);
+    /* every outcome that arrived (a poll delivers at most 256), bounded */
+    for (int i = 0; i < 64 && sf_sender_poll(h->sender, 0) > 0; i++)
+        http__pump(h);
     http__pump(h);
     http__sweep(h);
     if (atomic_load(&h->stop) && !h->draining) {
