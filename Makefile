@@ -32,6 +32,10 @@ LIB        := $(BUILD)/libstockflow.a
 SUPPLIER_SRC := $(filter-out suppliers/main.c,$(sort $(wildcard suppliers/*.c)))
 SUPPLIER_LIB := $(BUILD)/libsuppliers.a
 
+# Modules of inv-ingest (its main.c aside), linked into its tests and fuzz targets.
+INGEST_SRC := $(filter-out ingest/main.c,$(sort $(wildcard ingest/*.c)))
+INGEST_LIB := $(BUILD)/libingest.a
+
 # service folder -> binary name
 SERVICES   := ingest:inv-ingest consumers:inv-consumer tools:invctl \
               $(if $(wildcard suppliers/main.c),suppliers:inv-supplier) \
@@ -75,6 +79,10 @@ $(SUPPLIER_LIB): $(SUPPLIER_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(INGEST_LIB): $(INGEST_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 # --- one rule per binary: every .c of the service folder ---------------------
 define service_rule
 $(BIN)/$(2): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(LIB)
@@ -84,14 +92,14 @@ endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(word 1,$(subst :, ,$(s))),$(word 2,$(subst :, ,$(s))))))
 
 # --- tests --------------------------------------------------------------------
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(SUPPLIER_LIB) $(LIB)
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(INGEST_LIB) $(SUPPLIER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(FIXTURE) $(SUPPLIER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 # libFuzzer targets: built by `make fuzz-build` with clang into build/fuzz.
-$(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(SUPPLIER_LIB) $(LIB)
+$(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(INGEST_LIB) $(SUPPLIER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)

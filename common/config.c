@@ -41,6 +41,7 @@ void sf_config_init(sf_config *cfg)
     cfg->ingest.max_inflight = 4096;
     cfg->ingest.max_line = 65536;
     cfg->ingest.max_future_ms = 300000;
+    cfg->ingest.max_body = 4 << 20;
     cfg->reconciler.poll_ms = 500;
     cfg__copy(cfg->api.listen, sizeof cfg->api.listen, "127.0.0.1:8080");
     cfg->api.max_batch = 1000;
@@ -96,6 +97,7 @@ static const cfg__key cfg__keys[] = {
     {"ingest", "max_inflight", CFG_INT, CFG_AT(ingest.max_inflight), 1, 1000000},
     {"ingest", "max_line", CFG_INT, CFG_AT(ingest.max_line), 1024, 16777216},
     {"ingest", "max_future_ms", CFG_I64, CFG_AT(ingest.max_future_ms), 0, 31LL * 86400000},
+    {"ingest", "max_body", CFG_INT, CFG_AT(ingest.max_body), 1024, 1 << 30},
     {"reconciler", "poll_ms", CFG_INT, CFG_AT(reconciler.poll_ms), 10, 600000},
     {"api", "listen", CFG_LISTEN, CFG_AT(api.listen), 0, 0},
     {"api", "max_batch", CFG_INT, CFG_AT(api.max_batch), 1, 100000},

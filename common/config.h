@@ -69,6 +69,7 @@ typedef struct sf_config {
         int max_inflight;
         int max_line; /* bytes */
         int64_t max_future_ms;
+        int max_body; /* bytes of one --http request body */
     } ingest;
     struct {
         int poll_ms;

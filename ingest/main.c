@@ -1,22 +1,26 @@
 /*
  * inv-ingest: sales/returns feeds -> validated events -> Avro -> JetStream.
  *
- * Sources: --file PATH|- (repeatable; JSON lines or CSV with a header) and
- * --zmq ENDPOINT (ROUTER; runs until SIGTERM). Files are read first; with
- * --zmq the process then serves until stopped. A file run prints accepted /
- * duplicate / rejected counts and exits 1 if any line was rejected or could
- * not be published.
+ * Sources: --file PATH|- (repeatable; JSON lines or CSV with a header),
+ * --zmq ENDPOINT (ROUTER) and --http ADDR (POST /v1/events, on its own
+ * thread). Files are read first; with --zmq and/or --http the process then
+ * serves until SIGTERM, which lets both answer what they have in flight.
+ * A file run prints accepted / duplicate / rejected counts and exits 1 if
+ * any line was rejected or could not be published.
  */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "apikey.h"
 #include "broker.h"
 #include "cli.h"
 #include "event_parse.h"
 #include "file_source.h"
+#include "http_source.h"
 #include "log.h"
 #include "ops.h"
 #include "zmq_source.h"
@@ -25,33 +29,43 @@ enum { MAX_FILES = 256 };
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: inv-ingest [--config FILE] [--file PATH|-]... [--zmq ENDPOINT]\n"
-        "                  [--rejects PATH] [--source NAME] [--retry-for SECONDS]\n"
-        "\n"
-        "Validates sales/returns events and publishes them to JetStream (INV_EVENTS,\n"
-        "subject inv.evt.<kind>.<location>, Nats-Msg-Id = event_id) asynchronously\n"
-        "with a bounded in-flight window ([ingest] max_inflight).\n"
-        "\n"
-        "  --file PATH|-      JSON lines or CSV with a header (repeatable; - is stdin)\n"
-        "  --zmq ENDPOINT     serve a ZeroMQ ROUTER (e.g. tcp://127.0.0.1:15555): one JSON\n"
-        "                     event a message, reply 'ok <event_id>' once JetStream stored\n"
-        "                     it, else 'err <reason>'\n"
-        "  --http ADDR        HTTP ingest (POST /v1/events): not available yet (issue 10)\n"
-        "  --rejects PATH     append each rejected line as FILE:LINE: reason\n"
-        "  --source NAME      source of lines that carry none (default inv-ingest)\n"
-        "  --retry-for SECS   keep retrying an unpublished event this long (default 60)\n"
-        "  --help, --version\n"
-        "\n"
-        "A file run ends with accepted / duplicate / rejected counts on stdout and exits 1\n"
-        "if any line was rejected or failed. Environment: INV_NATS_URL overrides [nats] url.\n");
+    fprintf(out,
+            "usage: inv-ingest [--config FILE] [--file PATH|-]... [--zmq ENDPOINT] [--http ADDR]\n"
+            "                  [--rejects PATH] [--source NAME] [--retry-for SECONDS]\n"
+            "\n"
+            "Validates sales/returns events and publishes them to JetStream (INV_EVENTS,\n"
+            "subject inv.evt.<kind>.<location>, Nats-Msg-Id = event_id) asynchronously\n"
+            "with a bounded in-flight window ([ingest] max_inflight).\n"
+            "\n"
+            "  --file PATH|-      JSON lines or CSV with a header (repeatable; - is stdin)\n"
+            "  --zmq ENDPOINT     serve a ZeroMQ ROUTER (e.g. tcp://127.0.0.1:15555): one JSON\n"
+            "                     event a message, reply 'ok <event_id>' once JetStream stored\n"
+            "                     it, else 'err <reason>'\n"
+            "  --http ADDR        serve HTTP on host:port (port 0: a free one, logged as 'http\n"
+            "                     listening on ...'): POST /v1/events, body = JSON lines, header\n"
+            "                     'Authorization: Bearer <key of scope ingest>'. Answers once\n"
+            "                     JetStream stored every valid line: 202 all accepted, 400 some\n"
+            "                     rejected (valid ones still published), each line's {line,\n"
+            "                     status, event_id | error} in the body; 413 over [ingest]\n"
+            "                     max_body (4 MiB); 503 + Retry-After while JetStream is away or\n"
+            "                     the window is full; 401/403 bad key or scope. Keys: api_keys\n"
+            "                     (re-read every 5 s from [pg] dsn) and [apikey.<name>]\n"
+            "  --rejects PATH     append each rejected line as FILE:LINE: reason\n"
+            "  --source NAME      source of lines that carry none (default inv-ingest)\n"
+            "  --retry-for SECS   keep retrying an unpublished event this long (default 60)\n"
+            "  --help, --version\n"
+            "\n"
+            "A file run ends with accepted / duplicate / rejected counts on stdout and exits 1\n"
+            "if any line was rejected or failed. With --zmq or --http it then serves until\n"
+            "SIGTERM/SIGINT, answering the requests in flight before it exits. Environment:\n"
+            "INV_NATS_URL overrides [nats] url, INV_PG_DSN [pg] dsn.\n");
 }
 
 typedef struct ingest_args {
     const char *files[MAX_FILES];
     int n_files;
     const char *zmq;
+    const char *http;
     const char *rejects;
     const char *source;
     long retry_for_s;
@@ -64,6 +78,8 @@ static int run(const sf_config *cfg, const ingest_args *a)
     sf_broker *broker = NULL;
     sf_ops *ops = NULL;
     FILE *rejects = NULL;
+    sf_apikey_ring *ring = NULL;
+    ingest_http *http = NULL;
     int rc = 1;
 
     sf_parse_opts po;
@@ -110,6 +126,20 @@ static int run(const sf_config *cfg, const ingest_args *a)
         if (fs.rejected || fs.failed)
             failed = 1;
     }
+    if (a->http && !sf_shutdown) {
+        ingest_http_opts ho;
+        ingest_http_opts_init(&ho);
+        ho.broker = broker;
+        ho.pg_dsn = cfg->pg.dsn;
+        ho.parse = &po;
+        ho.max_inflight = cfg->ingest.max_inflight;
+        ho.max_body = (size_t)cfg->ingest.max_body;
+        if (sf_apikey_ring_new(&ring, &err) || sf_apikey_ring_load_config(ring, cfg, &err))
+            goto out;
+        ho.ring = ring;
+        if (ingest_http_start(&ho, a->http, &http, &err))
+            goto out;
+    }
     if (a->zmq && !sf_shutdown) {
         ingest_zmq_ctx zctx = {.broker = broker,
                                .max_inflight = cfg->ingest.max_inflight,
@@ -123,8 +153,21 @@ static int run(const sf_config *cfg, const ingest_args *a)
                " failed",
                zs.received, zs.ok, zs.rejected, zs.failed);
     }
+    while (http && !sf_shutdown) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     rc = failed;
 out:
+    if (http) {
+        ingest_http_stats hs;
+        ingest_http_stop(http, &hs);
+        sf_log(SF_LOG_INFO,
+               "http: %" PRIu64 " requests (%" PRIu64 " more refused with 503); lines: %" PRIu64
+               " accepted, %" PRIu64 " duplicate, %" PRIu64 " rejected, %" PRIu64 " failed",
+               hs.requests, hs.shed, hs.accepted, hs.duplicate, hs.rejected, hs.failed);
+    }
+    sf_apikey_ring_free(ring);
     if (err.status)
         fprintf(stderr, "inv-ingest: %s\n", err.msg);
     sf_ops_close(ops);
@@ -157,7 +200,16 @@ int main(int argc, char **argv)
             a.files[a.n_files++] = optarg;
             break;
         case 'z': a.zmq = optarg; break;
-        case 'H': fprintf(stderr, "inv-ingest: --http is not available yet (issue 10)\n"); return 2;
+        case 'H': {
+            char host[256];
+            uint16_t port;
+            if (!ingest_http_split_addr(optarg, host, sizeof host, &port)) {
+                fprintf(stderr, "inv-ingest: --http '%s': expected host:port\n", optarg);
+                return 2;
+            }
+            a.http = optarg;
+            break;
+        }
         case 'r': a.rejects = optarg; break;
         case 's': a.source = optarg; break;
         case 'R': {
@@ -174,11 +226,11 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || (a.n_files == 0 && !a.zmq)) {
+    if (optind < argc || (a.n_files == 0 && !a.zmq && !a.http)) {
         if (optind < argc)
             fprintf(stderr, "inv-ingest: unexpected argument '%s'\n", argv[optind]);
         else
-            fprintf(stderr, "inv-ingest: give at least one of --file, --zmq\n");
+            fprintf(stderr, "inv-ingest: give at least one of --file, --zmq, --http\n");
         usage(stderr);
         return 2;
     }
