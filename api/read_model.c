@@ -663,7 +663,8 @@ static sf_status rm__poll(api_rm *rm, bool full, sf_error *err)
     sf_status st = rm__query(rm, "horizon",
                              "SELECT (extract(epoch FROM LEAST(now(), min(xact_start))) * 1e6)"
                              "::bigint, COALESCE(bool_or(query = '<insufficient privilege>'),"
-                             " false) FROM pg_stat_activity WHERE pid <> pg_backend_pid()",
+                             " false) FROM pg_stat_activity"
+                             " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
                              0, NULL, &h, err);
     if (st)
         goto out;

@@ -16,8 +16,10 @@
  * transaction, so "updated_at > last poll" misses a transaction that began
  * before the poll and committed after it. Each poll therefore first reads,
  * in its own statement and BEFORE taking its snapshot, the horizon
- * H = min(now(), xact_start of every other open transaction in
- * pg_stat_activity). A transaction not visible in the snapshot that
+ * H = min(now(), xact_start of every other client backend's open
+ * transaction in pg_stat_activity; autovacuum and other background
+ * workers never write these columns, and counting a long VACUUM would
+ * only make every poll re-read more). A transaction not visible in the snapshot that
  * follows was either open at that read (so its start is >= H) or not yet
  * started (so its start is >= now() >= H). The next poll reads
  * "updated_at >= H - 1 s" (the second covers a backend that took its start
