@@ -4,7 +4,7 @@
  *
  * Who touches what: an entry's key (sku, hash) and chain link are written
  * once, before the entry is linked under its stripe's write lock; its
- * rendered reply (json, fallback) only under that write lock; everything
+ * rendered replies (view, fallback) only under that write lock; everything
  * else in an entry (positions, published rows) and the whole config belong
  * to the refresher thread alone, which is the only writer. The bucket
  * array is replaced only with every stripe write-locked, so a reader
@@ -48,14 +48,40 @@ typedef struct rm_pub {
     uint32_t gen;
 } rm_pub;
 
+/* One sku's rendered replies, immutable once published. */
+typedef struct rm_loc_reply {
+    char *location;
+    char *json; /* GET /v1/stock/{sku}/locations/{location}, newline included */
+    size_t len;
+} rm_loc_reply;
+
+typedef struct rm_view {
+    char *stock; /* GET /v1/stock/{sku}, newline included */
+    size_t stock_len;
+    rm_loc_reply *locs; /* sorted by location */
+    size_t nlocs;
+} rm_view;
+
+static void rm__view_free(rm_view *v)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->nlocs; i++) {
+        free(v->locs[i].location);
+        free(v->locs[i].json);
+    }
+    free(v->locs);
+    free(v->stock);
+    free(v);
+}
+
 typedef struct rm_entry {
     struct rm_entry *next; /* bucket chain */
     uint64_t hash;
     char *sku;
     /* under the stripe lock */
-    char *json; /* the reply, newline included; NULL: unknown or fallback */
-    size_t json_len;
-    bool fallback; /* could not be rendered: PostgreSQL answers it */
+    struct rm_view *view; /* the rendered replies; NULL: unknown or fallback */
+    bool fallback;        /* could not be rendered: PostgreSQL answers it */
     /* refresher only */
     rm_pos *pos; /* sorted by location, bytewise */
     size_t npos, cap_pos;
@@ -139,24 +165,52 @@ static rm_entry *rm__find_locked(const api_rm *rm, const char *sku, uint64_t h)
     return NULL;
 }
 
-api_rm_result api_rm_stock(api_rm *rm, const char *sku, struct evbuffer *out)
+/* Is the model current (read_model.h)? */
+static bool rm__current(api_rm *rm)
 {
     if (!rm || !atomic_load_explicit(&rm->current, memory_order_acquire))
-        return API_RM_UNAVAILABLE;
-    if (rm__mono_us() / 1000 - atomic_load_explicit(&rm->last_ok_ms, memory_order_relaxed) >
-        rm->stale_ms)
+        return false;
+    return rm__mono_us() / 1000 - atomic_load_explicit(&rm->last_ok_ms, memory_order_relaxed) <=
+           rm->stale_ms;
+}
+
+static long rm__bsearch(const void *base, size_t n, size_t stride, const char *name);
+
+/* location NULL: the sku's reply, else that location's. */
+static api_rm_result rm__lookup(api_rm *rm, const char *sku, const char *location,
+                                struct evbuffer *out)
+{
+    if (!rm__current(rm))
         return API_RM_UNAVAILABLE;
     uint64_t h = rm__hash(sku);
     pthread_rwlock_t *lk = rm__stripe(rm, h);
     api_rm_result r = API_RM_UNKNOWN;
     pthread_rwlock_rdlock(lk);
     const rm_entry *e = rm__find_locked(rm, sku, h);
-    if (e && e->json)
-        r = evbuffer_add(out, e->json, e->json_len) == 0 ? API_RM_HIT : API_RM_UNAVAILABLE;
-    else if (e && e->fallback)
+    const rm_view *v = e ? e->view : NULL;
+    if (v && !location) {
+        r = evbuffer_add(out, v->stock, v->stock_len) == 0 ? API_RM_HIT : API_RM_UNAVAILABLE;
+    } else if (v) {
+        long i = rm__bsearch(v->locs, v->nlocs, sizeof *v->locs, location);
+        if (i >= 0)
+            r = evbuffer_add(out, v->locs[i].json, v->locs[i].len) == 0 ? API_RM_HIT
+                                                                        : API_RM_UNAVAILABLE;
+    } else if (e && e->fallback) {
         r = API_RM_UNAVAILABLE;
+    }
     pthread_rwlock_unlock(lk);
     return r;
+}
+
+api_rm_result api_rm_stock(api_rm *rm, const char *sku, struct evbuffer *out)
+{
+    return rm__lookup(rm, sku, NULL, out);
+}
+
+api_rm_result api_rm_stock_location(api_rm *rm, const char *sku, const char *location,
+                                    struct evbuffer *out)
+{
+    return rm__lookup(rm, sku, location, out);
 }
 
 static void rm__lock_all(api_rm *rm)
@@ -344,37 +398,71 @@ static json_t *rm__render(const api_rm *rm, const rm_entry *e)
                      "inbound", tot[3], "damaged", tot[4], "channels", chans);
 }
 
-/* Render e and swap its reply in. A reply jansson refuses (not UTF-8)
+/* j (taken over) as compact JSON plus a newline, as srv__json sends it. */
+static char *rm__dump(json_t *j, size_t *len)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s)
+        return NULL;
+    size_t n = strlen(s);
+    char *out = realloc(s, n + 2);
+    if (!out) {
+        free(s);
+        return NULL;
+    }
+    out[n++] = '\n';
+    out[n] = '\0';
+    *len = n;
+    return out;
+}
+
+/* The reply of api_db_stock_location(), key for key. */
+static json_t *rm__render_location(const api_rm *rm, const rm_entry *e, const rm_pos *p)
+{
+    int64_t safety = rm__safety(&rm->cfg, p->location);
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "sku", e->sku,
+                     "location", p->location, "on_hand", (json_int_t)p->on_hand, "reserved",
+                     (json_int_t)p->reserved, "safety_stock", (json_int_t)safety, "available",
+                     (json_int_t)(p->on_hand - p->reserved - safety), "inbound",
+                     (json_int_t)p->inbound, "damaged", (json_int_t)p->damaged, "version",
+                     (json_int_t)p->version, "updated_at", rm__time(p->updated_ms));
+}
+
+static rm_view *rm__view_new(const api_rm *rm, const rm_entry *e)
+{
+    rm_view *v = calloc(1, sizeof *v);
+    if (!v || !(v->locs = calloc(e->npos, sizeof *v->locs)) ||
+        !(v->stock = rm__dump(rm__render(rm, e), &v->stock_len))) {
+        rm__view_free(v);
+        return NULL;
+    }
+    for (size_t i = 0; i < e->npos; i++) {
+        rm_loc_reply *l = &v->locs[i];
+        l->location = strdup(e->pos[i].location);
+        l->json = rm__dump(rm__render_location(rm, e, &e->pos[i]), &l->len);
+        v->nlocs = i + 1;
+        if (!l->location || !l->json) {
+            rm__view_free(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* Render e and swap its replies in. A reply jansson refuses (not UTF-8)
  * is left to PostgreSQL, which answers it as before. */
 static void rm__publish(api_rm *rm, rm_entry *e)
 {
-    char *json = NULL;
-    size_t len = 0;
-    bool fallback = false;
-    if (e->npos > 0) {
-        json_t *j = rm__render(rm, e);
-        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        if (s) {
-            len = strlen(s);
-            json = realloc(s, len + 2);
-            if (json) {
-                json[len++] = '\n';
-                json[len] = '\0';
-            } else {
-                free(s);
-            }
-        }
-        fallback = json == NULL;
-    }
+    rm_view *v = e->npos > 0 ? rm__view_new(rm, e) : NULL;
+    bool fallback = e->npos > 0 && !v;
     pthread_rwlock_t *lk = rm__stripe(rm, e->hash);
     pthread_rwlock_wrlock(lk);
-    char *old = e->json;
-    e->json = json;
-    e->json_len = len;
+    rm_view *old = e->view;
+    e->view = v;
     e->fallback = fallback;
     pthread_rwlock_unlock(lk);
-    free(old);
+    rm__view_free(old);
     e->dirty = false;
 }
 
@@ -403,6 +491,48 @@ static sf_status rm__exec(api_rm *rm, const char *what, const char *sql, sf_erro
     PGresult *res = NULL;
     sf_status st = rm__query(rm, what, sql, 0, NULL, &res, err);
     PQclear(res);
+    return st;
+}
+
+/* Send several statements in one round trip (no parameters) and take
+ * their n results in order; each must succeed. */
+static sf_status rm__batch(api_rm *rm, const char *what, const char *sql, PGresult **res, int n,
+                           sf_error *err)
+{
+    for (int i = 0; i < n; i++)
+        res[i] = NULL;
+    if (!PQsendQuery(rm->pg, sql)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(rm->pg));
+        msg[strcspn(msg, "\n")] = '\0';
+        return SF_ERR(err, PQstatus(rm->pg) == CONNECTION_OK ? SF_EINTERNAL : SF_EUNAVAIL,
+                      "read model: %s: %s", what, msg);
+    }
+    sf_status st = SF_OK;
+    int got = 0;
+    for (PGresult *r; (r = PQgetResult(rm->pg));) {
+        ExecStatusType s = PQresultStatus(r);
+        if (!st && s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+            msg[strcspn(msg, "\n")] = '\0';
+            st = SF_ERR(err, PQstatus(rm->pg) == CONNECTION_OK ? SF_EINTERNAL : SF_EUNAVAIL,
+                        "read model: %s: %s", what, msg);
+        }
+        if (!st && got < n)
+            res[got++] = r;
+        else
+            PQclear(r);
+    }
+    if (!st && got < n)
+        st = SF_ERR(err, PQstatus(rm->pg) == CONNECTION_OK ? SF_EINTERNAL : SF_EUNAVAIL,
+                    "read model: %s: %d results of %d", what, got, n);
+    if (st) {
+        for (int i = 0; i < n; i++) {
+            PQclear(res[i]);
+            res[i] = NULL;
+        }
+    }
     return st;
 }
 
@@ -480,22 +610,11 @@ static bool rm__cat(char **s, size_t *len, size_t *cap, const char *add)
 
 /* Locations, channels and channel_locations (each sorted by the query, in
  * COLLATE "C", which is bytewise: the order rm__bsearch expects). */
-static sf_status rm__config_read(api_rm *rm, rm_config *c, sf_error *err)
+static sf_status rm__config_read(const PGresult *l, const PGresult *ch, const PGresult *cl,
+                                 rm_config *c, sf_error *err)
 {
     memset(c, 0, sizeof *c);
-    PGresult *l = NULL, *ch = NULL, *cl = NULL;
-    sf_status st =
-        rm__query(rm, "locations", "SELECT location, safety_stock FROM locations ORDER BY location",
-                  0, NULL, &l, err);
-    if (!st)
-        st = rm__query(rm, "channels", "SELECT channel, buffer FROM channels ORDER BY channel", 0,
-                       NULL, &ch, err);
-    if (!st)
-        st = rm__query(rm, "channel_locations",
-                       "SELECT channel, location FROM channel_locations ORDER BY channel, location",
-                       0, NULL, &cl, err);
-    if (st)
-        goto out;
+    sf_status st = SF_OK;
     size_t nl = (size_t)PQntuples(l), nc = (size_t)PQntuples(ch), ncl = (size_t)PQntuples(cl);
     size_t len = 0, cap = 0;
     c->loc_names = calloc(nl ? nl : 1, sizeof *c->loc_names);
@@ -540,10 +659,6 @@ static sf_status rm__config_read(api_rm *rm, rm_config *c, sf_error *err)
         ok = rm__cat(&c->canon, &len, &cap, "");
     if (!ok)
         st = SF_ERR(err, SF_ENOMEM, "read model: out of memory reading the configuration");
-out:
-    PQclear(l);
-    PQclear(ch);
-    PQclear(cl);
     if (st)
         rm__config_free(c);
     return st;
@@ -555,7 +670,6 @@ out:
 #define RM_PUB_COLS                                                                                \
     "SELECT DISTINCT ON (channel, sku) channel, sku, version, ats, computed_at"                    \
     " FROM channel_stock WHERE state = 'sent'"
-#define RM_SINCE " >= 'epoch'::timestamptz + $1::bigint * interval '1 microsecond'"
 
 /* Apply position rows; a changed one marks its sku dirty. */
 static sf_status rm__apply_positions(api_rm *rm, const PGresult *res, sf_error *err)
@@ -656,10 +770,11 @@ static void rm__prune(api_rm *rm)
 static sf_status rm__poll(api_rm *rm, bool full, sf_error *err)
 {
     int64_t t0 = rm__mono_us();
-    PGresult *h = NULL, *snap = NULL, *pos = NULL, *pub = NULL;
+    PGresult *h = NULL, *bs[2] = {NULL, NULL}, *b[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
     rm_config cfg;
     memset(&cfg, 0, sizeof cfg);
     bool in_tx = false;
+    /* Round trip 1, its own transaction: the horizon. */
     sf_status st = rm__query(rm, "horizon",
                              "SELECT (extract(epoch FROM LEAST(now(), min(xact_start))) * 1e6)"
                              "::bigint, COALESCE(bool_or(query = '<insufficient privilege>'),"
@@ -671,39 +786,37 @@ static sf_status rm__poll(api_rm *rm, bool full, sf_error *err)
     int64_t horizon = rm__i64(h, 0, 0);
     if (PQgetvalue(h, 0, 1)[0] == 't')
         horizon -= RM_BLIND_US;
-    if ((st = rm__exec(rm, "begin", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err)))
-        goto out;
+    /* Round trip 2: the snapshot, to skip a poll when nothing committed. */
     in_tx = true;
-    if ((st = rm__query(rm, "snapshot", "SELECT pg_current_snapshot()::text", 0, NULL, &snap, err)))
+    if ((st = rm__batch(rm, "snapshot",
+                        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+                        " SELECT pg_current_snapshot()::text",
+                        bs, 2, err)))
         goto out;
-    const char *s = PQgetvalue(snap, 0, 0);
+    const char *s = PQgetvalue(bs[1], 0, 0);
     if (!full && rm->snap && !strcmp(rm->snap, s)) {
         atomic_fetch_add(&rm->st_skipped, 1);
         goto out; /* nothing committed since the last poll */
     }
-    if ((st = rm__config_read(rm, &cfg, err)))
-        goto out;
-    char since[32];
-    snprintf(since, sizeof since, "%lld", (long long)(rm->horizon_us - RM_MARGIN_US));
-    const char *p1[] = {since};
-    if (full)
-        st = rm__query(rm, "positions", RM_POS_COLS, 0, NULL, &pos, err);
-    else
-        st = rm__query(rm, "positions", RM_POS_COLS " WHERE updated_at" RM_SINCE, 1, p1, &pos, err);
-    if (st)
-        goto out;
-    if (full)
-        st = rm__query(rm, "channel_stock", RM_PUB_COLS " ORDER BY channel, sku, version DESC", 0,
-                       NULL, &pub, err);
-    else
-        st = rm__query(rm, "channel_stock",
-                       RM_PUB_COLS " AND sent_at" RM_SINCE " ORDER BY channel, sku, version DESC",
-                       1, p1, &pub, err);
-    if (st)
+    /* Round trip 3: everything else, in that snapshot. */
+    char sql[2048], since[160];
+    snprintf(since, sizeof since, " >= 'epoch'::timestamptz + %lld * interval '1 microsecond'",
+             (long long)(rm->horizon_us - RM_MARGIN_US));
+    snprintf(sql, sizeof sql,
+             "SELECT location, safety_stock FROM locations ORDER BY location;"
+             " SELECT channel, buffer FROM channels ORDER BY channel;"
+             " SELECT channel, location FROM channel_locations ORDER BY channel, location;"
+             " " RM_POS_COLS "%s%s;"
+             " " RM_PUB_COLS "%s%s ORDER BY channel, sku, version DESC;"
+             " COMMIT",
+             full ? "" : " WHERE updated_at", full ? "" : since, full ? "" : " AND sent_at",
+             full ? "" : since);
+    if ((st = rm__batch(rm, full ? "load" : "poll", sql, b, 6, err)))
         goto out;
     in_tx = false;
-    if ((st = rm__exec(rm, "commit", "COMMIT", err)))
+    if ((st = rm__config_read(b[0], b[1], b[2], &cfg, err)))
         goto out;
+    PGresult *pos = b[3], *pub = b[4];
 
     if (full) {
         rm->gen++;
@@ -748,9 +861,10 @@ out:
     }
     rm__config_free(&cfg);
     PQclear(h);
-    PQclear(snap);
-    PQclear(pos);
-    PQclear(pub);
+    for (int i = 0; i < 2; i++)
+        PQclear(bs[i]);
+    for (int i = 0; i < 6; i++)
+        PQclear(b[i]);
     return st;
 }
 
@@ -841,7 +955,7 @@ static void rm__free(api_rm *rm)
             free(e->pub[i].channel);
         free(e->pos);
         free(e->pub);
-        free(e->json);
+        rm__view_free(e->view);
         free(e->sku);
         free(e);
     }

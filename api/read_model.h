@@ -1,13 +1,15 @@
 /*
- * read_model: inv-api's in-memory copy of what GET /v1/stock/{sku} shows,
- * so that route never waits on PostgreSQL.
+ * read_model: inv-api's in-memory copy of what GET /v1/stock/{sku} and
+ * GET /v1/stock/{sku}/locations/{location} show, so those routes never
+ * wait on PostgreSQL.
  *
  * One background thread owns a PostgreSQL connection. At start (and after
  * every reconnect) it loads positions, locations (safety stock), channels
  * and channel_locations (buffers) and the last 'sent' channel_stock row
  * per (channel, sku), all in one REPEATABLE READ snapshot, and renders the
- * whole reply of every sku into one JSON string, byte for byte what
- * api_db_stock() sends. Then, every refresh_ms, it reads what changed and
+ * whole reply of every sku (and of each of its locations) into JSON
+ * strings, byte for byte what api_db_stock() (api_db_stock_location())
+ * sends. Then, every refresh_ms, it reads what changed and
  * re-renders only the skus touched (all of them when a location's safety
  * stock or a channel's buffer or locations changed).
  *
@@ -75,6 +77,11 @@ typedef enum api_rm_result {
 
 /* Append the JSON reply of GET /v1/stock/{sku} (newline included) to out. */
 api_rm_result api_rm_stock(api_rm *rm, const char *sku, struct evbuffer *out);
+
+/* The same for GET /v1/stock/{sku}/locations/{location}; API_RM_UNKNOWN
+ * when the sku has no position at location. */
+api_rm_result api_rm_stock_location(api_rm *rm, const char *sku, const char *location,
+                                    struct evbuffer *out);
 
 typedef struct api_rm_stats {
     int64_t skus;          /* skus with at least one position */

@@ -217,7 +217,22 @@ static void srv__stock_location(srv__ctx *c, const api_request *rq)
 {
     json_t *j = NULL;
     sf_error err;
-    sf_status st = api_db_stock_location(c->w->db, rq->sku, rq->location, &j, &err);
+    sf_status st;
+    api_rm_result rr = API_RM_UNAVAILABLE;
+    struct evbuffer *b = c->w->srv->rm ? evbuffer_new() : NULL;
+    if (b)
+        rr = api_rm_stock_location(c->w->srv->rm, rq->sku, rq->location, b);
+    if (rr == API_RM_HIT) {
+        srv__send(c, 200, "application/json", b);
+        evbuffer_free(b);
+        return;
+    }
+    if (b)
+        evbuffer_free(b);
+    if (rr == API_RM_UNKNOWN)
+        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded at this location");
+    else
+        st = api_db_stock_location(c->w->db, rq->sku, rq->location, &j, &err);
     if (st) {
         char q[SF_STR_MAX * 4 + 8], what[SF_STR_MAX * 5 + 32];
         sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);

@@ -109,8 +109,16 @@ Test(api_read_model, same_bytes_as_postgres)
     const char *off[] = {"--refresh-ms", "0", NULL};
     int direct = api_start("rm-direct.log", off, &pp);
     wait_model_current(model, key);
-    const char *targets[] = {"/v1/stock/SKU-A", "/v1/stock/SKU-B", "/v1/stock/a%2Fb%20c",
-                             "/v1/stock/NO-SUCH"};
+    const char *targets[] = {"/v1/stock/SKU-A",
+                             "/v1/stock/SKU-B",
+                             "/v1/stock/a%2Fb%20c",
+                             "/v1/stock/NO-SUCH",
+                             "/v1/stock/SKU-A/locations/DC-EAST",
+                             "/v1/stock/SKU-A/locations/STORE-NYC",
+                             "/v1/stock/SKU-B/locations/STORE-NYC",
+                             "/v1/stock/a%2Fb%20c/locations/DC-EAST",
+                             "/v1/stock/SKU-B/locations/STORE-BOS",
+                             "/v1/stock/NO-SUCH/locations/DC-EAST"};
     for (size_t i = 0; i < sizeof targets / sizeof *targets; i++) {
         api_resp a, b;
         int sa = api_get(model, targets[i], key, &a), sb = api_get(direct, targets[i], key, &b);
