@@ -29,7 +29,12 @@
  * pg_current_snapshot() equals the previous one: then nothing committed.
  * If pg_stat_activity hides another role's sessions, H is taken 60 s back.
  * Freshness bound: a change committed at t is served by t + refresh_ms +
- * one poll (measured: README "Benchmarks").
+ * one poll (measured: README "Benchmarks"). A poll that finds commits
+ * scans positions (no index on updated_at: one would stop the consumers'
+ * HOT updates), and a transaction left open holds H back, so every poll
+ * re-reads what changed since it began (correct, only slower). Rows are
+ * never deleted from positions in stockflow; one deleted by hand would
+ * stay in the model until its next full load (restart or reconnect).
  *
  * Serving: api_rm_stock() copies the sku's rendered JSON under the read
  * lock of one of RM stripes (the sku's hash picks it); the refresher
