@@ -15,6 +15,11 @@
  * would add a lock and a wake-up per request for nothing: the number of
  * threads is the number of connections.
  *
+ * Exception: GET /v1/stock/{sku} and its location route are answered from
+ * an in-memory read model (read_model.h) that one more thread keeps fresh
+ * (--refresh-ms, default 100 ms); while it is not current they ask
+ * PostgreSQL like the other routes.
+ *
  * The main thread owns the key ring (common/apikey.h): the [apikey.<name>]
  * sections once, and the table api_keys every 5 s over its own connection.
  * If PostgreSQL is down the last table read stays in force. It also waits
@@ -75,10 +80,11 @@ static void usage(FILE *out)
             "                  port 0 picks a free port, logged as 'listening on ...')\n"
             "  --threads N     serving threads, each with one PostgreSQL connection\n"
             "                  (default [pg] pool)\n"
-            "  --refresh-ms N  GET /v1/stock/{sku} is served from an in-memory read model\n"
-            "                  refreshed from PostgreSQL every N ms (default 100; a change\n"
-            "                  committed at t shows by about t + N ms + one poll); 0 turns\n"
-            "                  the model off: every read asks PostgreSQL\n"
+            "  --refresh-ms N  GET /v1/stock/{sku}[/locations/{location}] are served from an\n"
+            "                  in-memory read model refreshed from PostgreSQL every N ms\n"
+            "                  (default 100; a change committed at t shows by about t + N\n"
+            "                  ms + one poll); 0 turns the model off: every read asks\n"
+            "                  PostgreSQL\n"
             "  --config FILE, --help, --version\n"
             "\n"
             "Environment: INV_PG_DSN, INV_NATS_URL, INV_NOW_MS (the clock reservations\n"
