@@ -57,7 +57,8 @@ UNIT_BIN   := $(UNIT_SRC:%.c=$(BUILD)/%)
 INTEG_BIN  := $(INTEG_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all deps test test-unit test-integration test-asan test-fault fuzz fuzz-build bench bench-scaling demo \
-        stack-up stack-down format format-check clean tests-build bench-build test-run-only
+        stack-up stack-down format format-check clean tests-build bench-build test-run-only \
+        bench-api
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -165,11 +166,17 @@ fuzz: deps
 	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $${FUZZ_SECONDS:-300}
 
 # make bench: the pipeline against its raw limits, then the channels'
-# convergence bound (bench/README.md).
+# convergence bound, then the stock API against a static reply
+# (bench/README.md).
 bench: deps
 	@$(MAKE) --no-print-directory bench-build
 	@BUILD=$(BUILD) BIN=$(BIN) bench/pipeline.sh
 	@BIN=$(BIN) bench/convergence.sh
+	@BUILD=$(BUILD) BIN=$(BIN) bench/api.sh
+
+bench-api: deps
+	@$(MAKE) --no-print-directory bench-build
+	@BUILD=$(BUILD) BIN=$(BIN) bench/api.sh
 
 # make bench-scaling: ingest and apply rates with 1, 2 and 4 consumers on
 # streams R1 and R3 (bench/scaling.sh; the table in docs/operations.md).

@@ -15,6 +15,11 @@
  * would add a lock and a wake-up per request for nothing: the number of
  * threads is the number of connections.
  *
+ * Exception: GET /v1/stock/{sku} and its location route are answered from
+ * an in-memory read model (read_model.h) that one more thread keeps fresh
+ * (--refresh-ms, default 100 ms); while it is not current they ask
+ * PostgreSQL like the other routes.
+ *
  * The main thread owns the key ring (common/apikey.h): the [apikey.<name>]
  * sections once, and the table api_keys every 5 s over its own connection.
  * If PostgreSQL is down the last table read stays in force. It also waits
@@ -45,6 +50,7 @@
 #include "log.h"
 #include "ops.h"
 #include "query.h"
+#include "read_model.h"
 #include "server.h"
 
 #define KEY_RELOAD_MS 5000
@@ -53,7 +59,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: inv-api [--config FILE] [--listen ADDR] [--threads N]\n"
+            "usage: inv-api [--config FILE] [--listen ADDR] [--threads N] [--refresh-ms N]\n"
             "\n"
             "Serves the stock query API over HTTP/1.1 (JSON):\n"
             "  GET /v1/stock/{sku}                          every location, totals, ats per "
@@ -74,6 +80,11 @@ static void usage(FILE *out)
             "                  port 0 picks a free port, logged as 'listening on ...')\n"
             "  --threads N     serving threads, each with one PostgreSQL connection\n"
             "                  (default [pg] pool)\n"
+            "  --refresh-ms N  GET /v1/stock/{sku}[/locations/{location}] are served from an\n"
+            "                  in-memory read model refreshed from PostgreSQL every N ms\n"
+            "                  (default 100; a change committed at t shows by about t + N\n"
+            "                  ms + one poll); 0 turns the model off: every read asks\n"
+            "                  PostgreSQL\n"
             "  --config FILE, --help, --version\n"
             "\n"
             "Environment: INV_PG_DSN, INV_NATS_URL, INV_NOW_MS (the clock reservations\n"
@@ -191,12 +202,15 @@ static void reload_keys(const sf_config *cfg, sf_apikey_ring *ring, PGconn **pg,
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"listen", required_argument, NULL, 'l'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {"refresh-ms", required_argument, NULL, 'r'},
+                                             {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *listen_addr = NULL;
-    long threads = 0;
+    long threads = 0, refresh_ms = API_RM_REFRESH_MS_DEFAULT;
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -208,6 +222,16 @@ int main(int argc, char **argv)
             if (*end || end == optarg || threads < 1 || threads > API_THREADS_MAX) {
                 fprintf(stderr, "inv-api: --threads: '%s' is not in 1..%d\n", optarg,
                         API_THREADS_MAX);
+                return 2;
+            }
+            break;
+        }
+        case 'r': {
+            char *end;
+            refresh_ms = strtol(optarg, &end, 10);
+            if (*end || end == optarg || refresh_ms < 0 || refresh_ms > API_RM_REFRESH_MS_MAX) {
+                fprintf(stderr, "inv-api: --refresh-ms: '%s' is not in 0..%d\n", optarg,
+                        API_RM_REFRESH_MS_MAX);
                 return 2;
             }
             break;
@@ -234,6 +258,7 @@ int main(int argc, char **argv)
     sf_error err;
     sf_apikey_ring *ring = NULL;
     api_server *srv = NULL;
+    api_rm *rm = NULL;
     sf_ops_proxy *proxy = NULL;
     PGconn *keys_pg = NULL;
     int fd = -1;
@@ -254,6 +279,16 @@ int main(int argc, char **argv)
     bool keys_failing = false;
     reload_keys(&cfg, ring, &keys_pg, &keys_failing);
 
+    if (refresh_ms > 0) {
+        api_rm_opts ro;
+        api_rm_opts_init(&ro);
+        ro.pg_dsn = cfg.pg.dsn;
+        ro.refresh_ms = (int)refresh_ms;
+        if (api_rm_start(&ro, &rm, &err)) {
+            fprintf(stderr, "inv-api: %s\n", err.msg);
+            goto out;
+        }
+    }
     api_server_opts so = {
         .pg_dsn = cfg.pg.dsn,
         .nats_url = cfg.nats.url,
@@ -264,6 +299,7 @@ int main(int argc, char **argv)
         .threads = (int)threads,
         .listen_fd = fd,
         .ring = ring,
+        .rm = rm,
         .now_ms_override = cfg.now_ms_override};
     if (api_server_start(&so, &srv, &err)) {
         fprintf(stderr, "inv-api: %s\n", err.msg);
@@ -299,6 +335,7 @@ int main(int argc, char **argv)
 out:
     sf_ops_proxy_stop(proxy);
     api_server_stop(srv);
+    api_rm_stop(rm);
     if (fd >= 0)
         close(fd);
     if (keys_pg)

@@ -68,6 +68,7 @@ struct api_server {
     int max_batch;
     int64_t now_ms_override; /* 0: the real clock */
     sf_apikey_ring *ring;
+    api_rm *rm; /* NULL: every read from PostgreSQL */
     atomic_bool stop;
     int n_workers;
     api_worker *workers;
@@ -186,11 +187,28 @@ static void srv__db_error(srv__ctx *c, sf_status st, const sf_error *err, const 
 
 /* ---------------------------------------------------------------- handlers --- */
 
+/* From the read model when it is current (read_model.h), else from
+ * PostgreSQL; both give the same bytes and the same 404. */
 static void srv__stock(srv__ctx *c, const api_request *rq)
 {
     json_t *j = NULL;
     sf_error err;
-    sf_status st = api_db_stock(c->w->db, rq->sku, &j, &err);
+    sf_status st;
+    api_rm_result rr = API_RM_UNAVAILABLE;
+    struct evbuffer *b = c->w->srv->rm ? evbuffer_new() : NULL;
+    if (b)
+        rr = api_rm_stock(c->w->srv->rm, rq->sku, b);
+    if (rr == API_RM_HIT) {
+        srv__send(c, 200, "application/json", b);
+        evbuffer_free(b);
+        return;
+    }
+    if (b)
+        evbuffer_free(b);
+    if (rr == API_RM_UNKNOWN)
+        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded");
+    else
+        st = api_db_stock(c->w->db, rq->sku, &j, &err);
     if (st) {
         char q[SF_STR_MAX * 4 + 8];
         sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
@@ -205,7 +223,22 @@ static void srv__stock_location(srv__ctx *c, const api_request *rq)
 {
     json_t *j = NULL;
     sf_error err;
-    sf_status st = api_db_stock_location(c->w->db, rq->sku, rq->location, &j, &err);
+    sf_status st;
+    api_rm_result rr = API_RM_UNAVAILABLE;
+    struct evbuffer *b = c->w->srv->rm ? evbuffer_new() : NULL;
+    if (b)
+        rr = api_rm_stock_location(c->w->srv->rm, rq->sku, rq->location, b);
+    if (rr == API_RM_HIT) {
+        srv__send(c, 200, "application/json", b);
+        evbuffer_free(b);
+        return;
+    }
+    if (b)
+        evbuffer_free(b);
+    if (rr == API_RM_UNKNOWN)
+        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded at this location");
+    else
+        st = api_db_stock_location(c->w->db, rq->sku, rq->location, &j, &err);
     if (st) {
         char q[SF_STR_MAX * 4 + 8], what[SF_STR_MAX * 5 + 32];
         sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
@@ -436,6 +469,35 @@ static void srv__metrics(srv__ctx *c)
         c->w->pg_down = true;
     } else {
         sf_log(SF_LOG_ERROR, "metrics: %s", err.msg);
+    }
+    if (s->rm) {
+        api_rm_stats rs;
+        api_rm_stats_get(s->rm, &rs);
+        evbuffer_add_printf(b,
+                            "# HELP inv_api_read_model_current 1 when GET /v1/stock/{sku} is "
+                            "served from the in-memory read model, 0 while it asks PostgreSQL.\n"
+                            "# TYPE inv_api_read_model_current gauge\n"
+                            "inv_api_read_model_current %d\n"
+                            "# HELP inv_api_read_model_skus Skus held by the read model.\n"
+                            "# TYPE inv_api_read_model_skus gauge\n"
+                            "inv_api_read_model_skus %lld\n"
+                            "# HELP inv_api_read_model_positions Positions held by the read "
+                            "model.\n"
+                            "# TYPE inv_api_read_model_positions gauge\n"
+                            "inv_api_read_model_positions %lld\n"
+                            "# HELP inv_api_read_model_polls_total Read model polls, by what "
+                            "they did.\n"
+                            "# TYPE inv_api_read_model_polls_total counter\n"
+                            "inv_api_read_model_polls_total{kind=\"load\"} %lld\n"
+                            "inv_api_read_model_polls_total{kind=\"changes\"} %lld\n"
+                            "inv_api_read_model_polls_total{kind=\"unchanged\"} %lld\n"
+                            "# HELP inv_api_read_model_last_poll_seconds Duration of the last "
+                            "poll that read changes.\n"
+                            "# TYPE inv_api_read_model_last_poll_seconds gauge\n"
+                            "inv_api_read_model_last_poll_seconds %.6f\n",
+                            rs.current, (long long)rs.skus, (long long)rs.positions,
+                            (long long)rs.loads, (long long)rs.polls, (long long)rs.skipped_polls,
+                            (double)rs.last_poll_us / 1e6);
     }
     size_t cfg_keys = 0, db_keys = 0;
     bool loaded = false;
@@ -668,6 +730,7 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
     s->max_batch = o->max_batch;
     s->now_ms_override = o->now_ms_override;
     s->ring = o->ring;
+    s->rm = o->rm;
     s->pg_dsn = strdup(o->pg_dsn);
     s->nats_url = strdup(o->nats_url);
     s->nats_tls = o->nats_tls;

@@ -20,6 +20,7 @@
 #include "apikey.h"
 #include "broker.h"
 #include "config.h"
+#include "read_model.h"
 #include "sf_error.h"
 
 /* Limits applied to every connection. */
@@ -41,6 +42,7 @@ typedef struct api_server_opts {
     int listen_fd;           /* bound and listening, non-blocking; not taken over */
     sf_apikey_ring *ring;    /* shared, not taken over; must outlive the server */
     int64_t now_ms_override; /* the clock of reservation expiry (INV_NOW_MS); 0 = real */
+    api_rm *rm; /* GET /v1/stock/{sku} from memory; NULL: from PostgreSQL; not taken over */
 } api_server_opts;
 
 /* Start opts->threads serving threads. */
