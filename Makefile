@@ -51,7 +51,7 @@ BENCH_BIN  := $(BENCH_SRC:%.c=$(BUILD)/%)
 UNIT_BIN   := $(UNIT_SRC:%.c=$(BUILD)/%)
 INTEG_BIN  := $(INTEG_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all deps test test-unit test-integration test-asan test-fault fuzz fuzz-build bench demo \
+.PHONY: all deps test test-unit test-integration test-asan test-fault fuzz fuzz-build bench bench-reserve demo \
         stack-up stack-down format format-check clean tests-build bench-build test-run-only
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -154,6 +154,12 @@ bench: deps
 	@$(MAKE) --no-print-directory bench-build
 	@BUILD=$(BUILD) BIN=$(BIN) bench/pipeline.sh
 	@BIN=$(BIN) bench/convergence.sh
+	@BUILD=$(BUILD) BIN=$(BIN) bench/reserve.sh
+
+# make bench-reserve: check-and-reserve alone (bench/README.md "Check-and-reserve").
+bench-reserve: deps
+	@$(MAKE) --no-print-directory bench-build
+	@BUILD=$(BUILD) BIN=$(BIN) bench/reserve.sh
 
 demo: deps all
 	@BIN=$(BIN) scripts/demo.sh

@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "db.h"
-#include "ledger.h"
 
 #define RES_STMT "api_reserve"
 #define RES_STATEMENT_TIMEOUT "SET statement_timeout = 10000"
@@ -30,7 +29,7 @@ static const char RES_SQL[] =
 
 struct api_reserve {
     char *dsn;
-    sf_ledger *lg; /* NULL until connected */
+    PGconn *pg; /* NULL until connected */
 };
 
 /* ------------------------------------------------------------------ parsing --- */
@@ -197,35 +196,32 @@ void api_reserve_free(api_reserve *r)
 {
     if (!r)
         return;
-    sf_ledger_close(r->lg);
+    if (r->pg)
+        PQfinish(r->pg);
     free(r->dsn);
     free(r);
 }
 
-/* Connect (with the ledger's temp tables) and prepare the statement. */
+/* Connect and prepare the statement. */
 static sf_status res__connect(api_reserve *r, sf_error *err)
 {
-    if (r->lg && PQstatus(sf_ledger_conn(r->lg)) == CONNECTION_OK)
-        return SF_OK;
-    sf_ledger_close(r->lg);
-    r->lg = NULL;
-    sf_status st = sf_ledger_open(r->dsn, &r->lg, err);
-    if (st)
+    bool fresh = false;
+    sf_status st = sf_db_ensure(&r->pg, r->dsn, &fresh, err);
+    if (st || !fresh)
         return st;
-    PGconn *pg = sf_ledger_conn(r->lg);
-    if ((st = sf_db_exec(pg, RES_STATEMENT_TIMEOUT, err)))
+    if ((st = sf_db_exec(r->pg, RES_STATEMENT_TIMEOUT, err)))
         goto fail;
-    PGresult *res = PQprepare(pg, RES_STMT, RES_SQL, 0, NULL);
+    PGresult *res = PQprepare(r->pg, RES_STMT, RES_SQL, 0, NULL);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        st = sf_db_fail(pg, res, "prepare sf_reserve (run invctl setup?)", err);
+        st = sf_db_fail(r->pg, res, "prepare sf_reserve (run invctl setup?)", err);
         PQclear(res);
         goto fail;
     }
     PQclear(res);
     return SF_OK;
 fail:
-    sf_ledger_close(r->lg);
-    r->lg = NULL;
+    PQfinish(r->pg);
+    r->pg = NULL;
     return st;
 }
 
@@ -277,7 +273,7 @@ sf_status api_reserve_run(api_reserve *r, const api_reserve_req *rq, int64_t now
                 continue;
             return st;
         }
-        PGconn *pg = sf_ledger_conn(r->lg);
+        PGconn *pg = r->pg;
         PGresult *res = PQexecPrepared(pg, RES_STMT, 11, params, NULL, NULL, 0);
         if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
             out->status = atoi(PQgetvalue(res, 0, 0));

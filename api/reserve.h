@@ -2,9 +2,8 @@
  * reserve: check-and-reserve, POST /v1/reservations (DESIGN.md
  * "Check-and-reserve"). Parses and checks the request, then runs
  * sf_reserve() (schemas/sql/007_reserve.sql) as ONE prepared statement: the
- * lock, the check, the RESERVE applied through the consumers' own
- * sf_apply_stage, the outbox row and the idempotency row commit together or
- * not at all.
+ * lock, the check, the RESERVE applied as a consumer applies it, the outbox
+ * row and the idempotency row commit together or not at all.
  *
  * The one idea: the Idempotency-Key makes every call safe to repeat, so a
  * call that loses its connection mid-way is simply run again on a fresh
@@ -12,8 +11,8 @@
  * event_id = "rsv-" + 40 hex of SHA-256 over key, ref and sku joined by
  * 0x1F; expires_at = now + ttl_s.
  *
- * Threads: an api_reserve belongs to one thread (its session is a PGconn
- * opened with sf_ledger_open, which holds sf_apply_stage's temp tables).
+ * Threads: an api_reserve belongs to one thread (it is a PGconn of its own,
+ * next to the thread's read connection, query.h).
  */
 #ifndef API_RESERVE_H
 #define API_RESERVE_H

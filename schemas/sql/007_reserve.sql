@@ -6,9 +6,9 @@
 -- the consumers take. sf_reserve locks the positions rows of the candidate
 -- locations (FOR UPDATE, in key order, the order sf_apply_stage upserts
 -- them in, so the two never deadlock), reads available = on_hand - reserved
--- - safety_stock under those locks, and applies the RESERVE through
--- sf_apply_stage(), the consumers' own function, before the locks are
--- released. A SALE a consumer applies meanwhile either commits first (and
+-- - safety_stock under those locks, and applies the RESERVE with the
+-- statements sf_apply_stage() (the consumers' function) runs for one new
+-- RESERVE, before the locks are released. A SALE a consumer applies meanwhile either commits first (and
 -- the check sees it) or waits for the reservation; two reservations of the
 -- same row are serialised. Hence never more reserved than available.
 --
@@ -23,8 +23,11 @@
 --   is NULL until the relay learns the sequence from JetStream's ack and
 --   fills it in (the one update the ledger ever gets).
 --
--- The caller's session must hold sf_apply_stage's temp tables (sf_stage,
--- sf_applied, sf_late): inv-api opens its connection with sf_ledger_open.
+-- Lock order, as the consumers': the idempotency key (no consumer takes
+-- it), positions rows in (sku, location) order, then a ledger row no one
+-- else can hold yet (its id is new), then the reservations row and dirty,
+-- which sf_apply_stage also takes after its positions rows: a reservation
+-- and a consumer batch never wait on each other in a circle.
 
 CREATE TABLE IF NOT EXISTS outbox (
     event_id    text COLLATE "C" PRIMARY KEY,
@@ -66,6 +69,7 @@ CREATE OR REPLACE FUNCTION sf_reserve(p_key text, p_request text, p_event_id tex
 RETURNS TABLE (status int, event_id text, location text, expires_at bigint, available bigint,
                replay boolean)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
     locs text[];
     buf bigint := 0;
@@ -73,6 +77,7 @@ DECLARE
     best_avail bigint;
     ats bigint;
     n bigint;
+    delta bigint;
     prev idempotency%ROWTYPE;
 BEGIN
     -- Claim the key. A concurrent request with the same key blocks here
@@ -132,19 +137,39 @@ BEGIN
         RETURN;
     END IF;
 
-    -- The RESERVE, applied exactly as a consumer applies it.
-    DELETE FROM sf_stage;
-    INSERT INTO sf_stage (event_id, kind, sku, location, qty, occurred_at, source, channel, ref,
-                          condition, expires_at, stream_seq)
+    -- The RESERVE, applied exactly as sf_apply_stage (002) applies one new
+    -- RESERVE: ledger row, positions version, reservations row, positions
+    -- reserved by the change of the row's outstanding, dirty, NOTIFY. Done
+    -- here without its session temp tables, whose truncation at every
+    -- commit would cost more than the whole reservation.
+    INSERT INTO ledger (event_id, kind, sku, location, qty, occurred_at, source, channel, ref,
+                        condition, expires_at, stream_seq)
     VALUES (p_event_id, 'RESERVE', p_sku, best_loc, p_qty, p_now_ms, p_source, p_channel, p_ref,
-            NULL, p_expires_at, NULL);
-    n := sf_apply_stage();
+            NULL, p_expires_at, NULL)
+    ON CONFLICT (event_id) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
-        -- Already in the ledger (the key's row was purged, or a consumer
-        -- holds it): the first answer is the ledger's.
+        -- Already in the ledger (the key's row was purged): the first
+        -- answer is the ledger's.
         SELECT g.location, g.expires_at INTO best_loc, p_expires_at
         FROM ledger g WHERE g.event_id = p_event_id;
     ELSE
+        INSERT INTO reservations AS r (ref, sku, location, reserved, released, sold, expires_at,
+                                       never_expires)
+        VALUES (p_ref, p_sku, best_loc, p_qty, 0, 0, p_expires_at, p_expires_at IS NULL)
+        ON CONFLICT (ref, sku, location) DO UPDATE SET
+            reserved = r.reserved + excluded.reserved,
+            expires_at = GREATEST(r.expires_at, excluded.expires_at),
+            never_expires = r.never_expires OR excluded.never_expires,
+            updated_at = now()
+        RETURNING r.outstanding - GREATEST(0, r.reserved - p_qty - r.released - r.sold)
+        INTO delta;
+        UPDATE positions p SET reserved = p.reserved + delta, version = p.version + 1,
+                               updated_at = now()
+        WHERE p.sku = p_sku AND p.location = best_loc;
+        INSERT INTO dirty AS d (sku) VALUES (p_sku)
+        ON CONFLICT (sku) DO UPDATE SET marked_at = now();
+        PERFORM pg_notify('inv_dirty', '');
         INSERT INTO outbox (event_id, kind, sku, location, qty, occurred_at, source, channel, ref,
                             expires_at)
         VALUES (p_event_id, 'RESERVE', p_sku, best_loc, p_qty, p_now_ms, p_source, p_channel, p_ref,
