@@ -29,7 +29,8 @@ static const char RES_SQL[] =
 
 struct api_reserve {
     char *dsn;
-    PGconn *pg; /* NULL until connected */
+    PGconn *pg;             /* NULL until connected */
+    int64_t last_notify_ms; /* monotonic */
 };
 
 /* ------------------------------------------------------------------ parsing --- */
@@ -293,4 +294,12 @@ sf_status api_reserve_run(api_reserve *r, const api_reserve_req *rq, int64_t now
             continue; /* safe: the key makes a repeat return the first answer */
         return st;
     }
+}
+
+void api_reserve_notify(api_reserve *r, int64_t mono_ms)
+{
+    if (!r->pg || mono_ms - r->last_notify_ms < API_RESERVE_NOTIFY_MS)
+        return;
+    r->last_notify_ms = mono_ms;
+    PQclear(PQexec(r->pg, "NOTIFY inv_dirty"));
 }

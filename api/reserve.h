@@ -76,4 +76,13 @@ void api_reserve_free(api_reserve *r); /* NULL is a no-op */
 sf_status api_reserve_run(api_reserve *r, const api_reserve_req *rq, int64_t now_ms,
                           api_reserve_result *out, sf_error *err) SF_MUSTCHECK;
 
+/* Wake the reconciler (NOTIFY inv_dirty: recompute the channels, relay the
+ * outbox) unless this handle did so less than API_RESERVE_NOTIFY_MS ago.
+ * Call it after the reply is sent: a NOTIFY holds a database-wide lock
+ * through its commit, so it is kept off the reservation's transaction. A
+ * skipped wake-up is covered by the reconciler's poll ([reconciler]
+ * poll_ms). Failures are ignored (the poll covers them too). */
+#define API_RESERVE_NOTIFY_MS 50
+void api_reserve_notify(api_reserve *r, int64_t mono_ms);
+
 #endif

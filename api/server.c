@@ -374,6 +374,7 @@ static void srv__reserve(srv__ctx *c)
         json_object_set_new(j, "location", json_string(res.location));
         json_object_set_new(j, "expires_at", json_string(at));
         srv__json(c, 201, j);
+        api_reserve_notify(c->w->reserve, srv__mono_us() / 1000);
         return;
     }
     case 409:

@@ -167,9 +167,12 @@ BEGIN
         UPDATE positions p SET reserved = p.reserved + delta, version = p.version + 1,
                                updated_at = now()
         WHERE p.sku = p_sku AND p.location = best_loc;
+        -- No pg_notify here: a notifying transaction holds a database-wide
+        -- lock through its commit, which would serialise every reservation's
+        -- fsync. inv-api wakes the reconciler after the reply, at most every
+        -- 50 ms per thread (api_reserve_notify); its poll covers the rest.
         INSERT INTO dirty AS d (sku) VALUES (p_sku)
         ON CONFLICT (sku) DO UPDATE SET marked_at = now();
-        PERFORM pg_notify('inv_dirty', '');
         INSERT INTO outbox (event_id, kind, sku, location, qty, occurred_at, source, channel, ref,
                             expires_at)
         VALUES (p_event_id, 'RESERVE', p_sku, best_loc, p_qty, p_now_ms, p_source, p_channel, p_ref,
