@@ -8,9 +8,10 @@
 -- them in, so the two never deadlock), reads available = on_hand - reserved
 -- - safety_stock under those locks, and applies the RESERVE with the
 -- statements sf_apply_stage() (the consumers' function) runs for one new
--- RESERVE, before the locks are released. A SALE a consumer applies meanwhile either commits first (and
--- the check sees it) or waits for the reservation; two reservations of the
--- same row are serialised. Hence never more reserved than available.
+-- RESERVE, before the locks are released. A SALE a consumer applies
+-- meanwhile either commits first (and the check sees it) or waits for the
+-- reservation; two reservations of the same row are serialised. Hence never
+-- more reserved than available. Idempotency rows are kept (no purge yet).
 --
 -- Exactly once, twice over:
 -- * idempotency: the key's row is inserted first; a second request with the
