@@ -58,7 +58,7 @@ INTEG_BIN  := $(INTEG_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all deps test test-unit test-integration test-asan test-fault fuzz fuzz-build bench bench-scaling demo \
         stack-up stack-down format format-check clean tests-build bench-build test-run-only \
-        bench-api
+        bench-api bench-reserve
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -173,10 +173,16 @@ bench: deps
 	@BUILD=$(BUILD) BIN=$(BIN) bench/pipeline.sh
 	@BIN=$(BIN) bench/convergence.sh
 	@BUILD=$(BUILD) BIN=$(BIN) bench/api.sh
+	@BUILD=$(BUILD) BIN=$(BIN) bench/reserve.sh
 
 bench-api: deps
 	@$(MAKE) --no-print-directory bench-build
 	@BUILD=$(BUILD) BIN=$(BIN) bench/api.sh
+
+# make bench-reserve: check-and-reserve alone (bench/README.md "Check-and-reserve").
+bench-reserve: deps
+	@$(MAKE) --no-print-directory bench-build
+	@BUILD=$(BUILD) BIN=$(BIN) bench/reserve.sh
 
 # make bench-scaling: ingest and apply rates with 1, 2 and 4 consumers on
 # streams R1 and R3 (bench/scaling.sh; the table in docs/operations.md).

@@ -8,8 +8,8 @@
 #include <inttypes.h>
 #include <string.h>
 
-static const int met__statuses[API_METRICS_STATUSES] = {200, 400, 401, 403, 404, 405,
-                                                        413, 414, 431, 500, 501, 503};
+static const int met__statuses[API_METRICS_STATUSES] = {200, 201, 400, 401, 403, 404, 405, 409,
+                                                        413, 414, 422, 431, 500, 501, 503};
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
 static const uint64_t met__bounds_us[API_METRICS_BUCKETS - 1] = {

@@ -18,7 +18,7 @@
 #include "request.h"
 
 /* Statuses counted separately; any other lands in the "other" slot. */
-#define API_METRICS_STATUSES 12
+#define API_METRICS_STATUSES 15
 #define API_METRICS_BUCKETS 13 /* upper bounds in api_metrics.c; the last is +Inf */
 
 typedef struct api_metrics {

@@ -19,8 +19,8 @@
 #define REQ_SEGS_MAX 8 /* no route is longer; deeper paths are 404 */
 
 static const char *const req__route_names[API_R__COUNT] = {
-    "stock",       "stock_location", "channel_stock", "ledger",
-    "reservation", "healthz",        "metrics",       "unknown",
+    "stock",   "stock_location", "channel_stock", "ledger",  "reservation",
+    "reserve", "healthz",        "metrics",       "unknown",
 };
 
 const char *api_route_name(api_route route)
@@ -163,6 +163,7 @@ static const req__route_def req__routes[] = {
     {API_R_CHANNEL_STOCK, 4, {"v1", "channels", "{channel}", "stock"}},
     {API_R_LEDGER, 3, {"v1", "ledger", "{sku}"}},
     {API_R_RESERVATION, 3, {"v1", "reservations", "{ref}"}},
+    {API_R_RESERVE, 2, {"v1", "reservations"}},
 };
 
 bool api_request_route(api_request *rq, const char *path)

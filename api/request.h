@@ -30,6 +30,7 @@ typedef enum api_route {
     API_R_CHANNEL_STOCK,  /* /v1/channels/{channel}/stock */
     API_R_LEDGER,         /* /v1/ledger/{sku} */
     API_R_RESERVATION,    /* /v1/reservations/{ref} */
+    API_R_RESERVE,        /* POST /v1/reservations (reserve.h) */
     API_R_HEALTHZ,        /* /healthz */
     API_R_METRICS,        /* /metrics */
     API_R_UNKNOWN,        /* anything else (404) or unparsable (400) */

@@ -3,13 +3,12 @@
  *
  * Order of checks for every request, so each answer says the first thing
  * wrong: path well-formed (400) -> a route matches (404) -> method GET or
- * HEAD (405) -> API key (401 / 403; 503 while the key table could never be
- * read) -> path parameters (400) -> query (414 too long, 400 bad) ->
- * PostgreSQL (404 unknown, 503 down). Every reply but /metrics is JSON;
- * errors are {"error": "...", "field": "..." | null}. Requests evhttp itself
- * refuses before routing (request line or headers over the limit, a method
- * token it does not know, a malformed request line) get libevent's own
- * short HTML 400, 413 or 501 reply (not counted in /metrics).
+ * HEAD, POST for /v1/reservations only (405) -> API key (401 / 403; 503 while the key table could
+ * never be read) -> path parameters (400) -> query (414 too long, 400 bad) -> PostgreSQL (404
+ * unknown, 503 down). Every reply but /metrics is JSON; errors are {"error": "...", "field": "..."
+ * | null}. Requests evhttp itself refuses before routing (request line or headers over the limit, a
+ * method token it does not know, a malformed request line) get libevent's own short HTML 400, 413
+ * or 501 reply (not counted in /metrics).
  */
 #include "server.h"
 
@@ -39,6 +38,7 @@
 #include "metrics.h"
 #include "query.h"
 #include "request.h"
+#include "reserve.h"
 
 #define SRV_TICK_MS 100
 #define SRV_LEDGER_LIMIT_DEFAULT 100
@@ -46,6 +46,8 @@
 
 /* Scopes the read routes accept: ingest keys are for writing only. */
 #define SRV_READ_SCOPES ((unsigned)(SF_APIKEY_READ | SF_APIKEY_ADMIN))
+/* Check-and-reserve writes: ingest (or admin) keys. */
+#define SRV_WRITE_SCOPES ((unsigned)(SF_APIKEY_INGEST | SF_APIKEY_ADMIN))
 
 typedef struct api_worker {
     struct api_server *srv;
@@ -54,6 +56,7 @@ typedef struct api_worker {
     struct evhttp *http;
     struct event *tick;
     api_db *db;
+    api_reserve *reserve; /* POST /v1/reservations: its own session */
     api_metrics metrics;
     pthread_t thread;
     bool running;
@@ -371,6 +374,65 @@ static void srv__reservation(srv__ctx *c, const api_request *rq)
     srv__json(c, 200, j);
 }
 
+/* POST /v1/reservations (reserve.h): 201 {event_id, location,
+ * expires_at}, 409 {available}; a repeated Idempotency-Key gets the first
+ * answer again, with the header Idempotent-Replayed: true. */
+static void srv__reserve(srv__ctx *c)
+{
+    struct evhttp_request *req = c->req;
+    const char *key = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    api_reserve_req rq;
+    api_reserve_bad bad;
+    if (!api_reserve_parse(key, body, len, &rq, &bad)) {
+        srv__error(c, 400, bad.field, "%s", bad.msg);
+        return;
+    }
+    api_reserve_result res;
+    sf_error err;
+    sf_status st = api_reserve_run(c->w->reserve, &rq, srv__now_ms(c->w->srv), &res, &err);
+    if (st == SF_EINVAL) {
+        srv__error(c, 400, "body", "%s", err.msg);
+        return;
+    }
+    if (st) {
+        srv__db_error(c, st, &err, "body", "reservation");
+        return;
+    }
+    srv__db_ok(c);
+    if (res.replay)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Idempotent-Replayed", "true");
+    json_t *j = json_object();
+    switch (res.status) {
+    case 201: {
+        char at[32];
+        api_time_format(res.expires_at, at, sizeof at);
+        json_object_set_new(j, "event_id", json_string(res.event_id));
+        json_object_set_new(j, "location", json_string(res.location));
+        json_object_set_new(j, "expires_at", json_string(at));
+        srv__json(c, 201, j);
+        api_reserve_notify(c->w->reserve, srv__mono_us() / 1000);
+        return;
+    }
+    case 409:
+        json_object_set_new(j, "available", json_integer(res.available));
+        srv__json(c, 409, j);
+        return;
+    case 404:
+        json_decref(j);
+        srv__error(c, 404, "channel", "channel %s: no such channel", rq.channel);
+        return;
+    default:
+        json_decref(j);
+        srv__error(c, 422, "Idempotency-Key",
+                   "header Idempotency-Key: already used with another request (ref, sku, qty, "
+                   "location or channel, ttl_s differ); use a new key for a new reservation");
+        return;
+    }
+}
+
 /* NATS is up when JetStream answers an API request (a missing stream is
  * an answer too). The connection is made on first use and then kept; it
  * reconnects by itself. */
@@ -521,12 +583,14 @@ static bool srv__authorized(srv__ctx *c)
 {
     const char *auth =
         evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
-    sf_apikey_verdict v = sf_apikey_ring_check(c->w->srv->ring, auth, SRV_READ_SCOPES, NULL, NULL);
+    bool write = c->route == API_R_RESERVE;
+    sf_apikey_verdict v = sf_apikey_ring_check(
+        c->w->srv->ring, auth, write ? SRV_WRITE_SCOPES : SRV_READ_SCOPES, NULL, NULL);
     switch (v) {
     case SF_APIKEY_OK: return true;
     case SF_APIKEY_FORBIDDEN:
-        srv__error(c, 403, "authorization", "%s: this route needs scope read or admin",
-                   sf_apikey_verdict_str(v));
+        srv__error(c, 403, "authorization", "%s: this route needs scope %s",
+                   sf_apikey_verdict_str(v), write ? "ingest or admin" : "read or admin");
         return false;
     case SF_APIKEY_UNAVAILABLE:
         srv__error(c, 503, "authorization", "%s", sf_apikey_verdict_str(v));
@@ -584,6 +648,7 @@ static void srv__dispatch(srv__ctx *c, api_request *rq, bool params_ok, const ch
     case API_R_CHANNEL_STOCK: srv__channel_stock(c, rq); break;
     case API_R_LEDGER: srv__ledger(c, rq); break;
     case API_R_RESERVATION: srv__reservation(c, rq); break;
+    case API_R_RESERVE: srv__reserve(c); break;
     default: srv__error(c, 404, "path", "no such route"); break;
     }
 }
@@ -602,7 +667,14 @@ static void srv__on_request(struct evhttp_request *req, void *arg)
         srv__error(&c, rq.status, rq.field, "%s", rq.error);
     } else {
         enum evhttp_cmd_type m = evhttp_request_get_command(req);
-        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+        if (rq.route == API_R_RESERVE) {
+            if (m != EVHTTP_REQ_POST) {
+                evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+                srv__error(&c, 405, "method", "method not allowed: use POST");
+            } else {
+                srv__dispatch(&c, &rq, params_ok, query);
+            }
+        } else if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
             evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
             srv__error(&c, 405, "method", "method not allowed: use GET");
         } else {
@@ -675,7 +747,7 @@ static sf_status srv__worker_init(api_server *s, api_worker *w, int idx, const a
     w->idx = idx;
     api_metrics_init(&w->metrics);
     sf_status st = api_db_new(o->pg_dsn, &w->db, err);
-    if (st)
+    if (st || (st = api_reserve_new(o->pg_dsn, &w->reserve, err)))
         return st;
     if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base)))
         return SF_ERR(err, SF_ENOMEM, "libevent: cannot create an event base");
@@ -714,6 +786,7 @@ static void srv__worker_free(api_worker *w)
     if (w->base)
         event_base_free(w->base);
     api_db_free(w->db);
+    api_reserve_free(w->reserve);
 }
 
 sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error *err)

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "ops.h"
 #include "progress.h"
+#include "relay.h"
 #include "supplier_report.h"
 #include "sync.h"
 
@@ -35,7 +36,8 @@ enum {
     REPUBLISH_AGE_MS = 5000,
     STATS_MS = 10000,
     EXPIRY_BATCH = 1000,
-    EXPIRY_EVERY_MS = 1000
+    EXPIRY_EVERY_MS = 1000,
+    RELAY_BATCH = 1000
 };
 
 static void usage(FILE *out)
@@ -52,7 +54,8 @@ static void usage(FILE *out)
             "channel_stock, publishes it to INV_CHANNEL (inv.chan.<channel>, msg id\n"
             "<channel>:<sku>:<version>) and marks it sent. Wakes on NOTIFY inv_dirty, polls\n"
             "every [reconciler] poll_ms. Publishes the RELEASE of every reservation whose\n"
-            "expires_at has passed (INV_NOW_MS sets the clock for tests).\n"
+            "expires_at has passed (INV_NOW_MS sets the clock for tests). Relays the\n"
+            "RESERVEs inv-api committed (table outbox) to INV_EVENTS, msg id = event_id.\n"
             "--drain: one expiry pass, then exit once nothing is dirty or pending.\n"
             "\n"
             "  audit            rebuild every position from the ledger alone and report each\n"
@@ -116,11 +119,13 @@ static int run_continuous(const sf_config *cfg, bool drain)
         return 1;
     rec_sync *s = NULL;
     rec_expiry *exp = NULL;
+    rec_relay *relay = NULL;
     sf_ops *ops = NULL;
     sf_error err;
     int rc = 1;
     if (sf_ops_open(cfg->ops.endpoint, "inv-reconciler", &ops, &err) ||
-        rec_sync_new(cfg, b, ops, &s, &err) || rec_expiry_new(cfg, b, ops, &exp, &err)) {
+        rec_sync_new(cfg, b, ops, &s, &err) || rec_expiry_new(cfg, b, ops, &exp, &err) ||
+        rec_relay_new(cfg, b, &relay, &err)) {
         fprintf(stderr, "inv-reconciler: %s\n", err.msg);
         goto out;
     }
@@ -147,6 +152,10 @@ static int run_continuous(const sf_config *cfg, bool drain)
             next_expiry =
                 drain ? INT64_MAX : mono_ms() + (expired == EXPIRY_BATCH ? 0 : EXPIRY_EVERY_MS);
         }
+        /* Reservations inv-api committed go to INV_EVENTS (relay.h). */
+        size_t relayed = 0;
+        if (!st)
+            st = rec_relay_step(relay, RELAY_BATCH, &relayed, &err);
         size_t claimed = 0;
         if (!st)
             st = rec_sync_step(s, CLAIM_BATCH, sf_cli_now_ms(cfg), &claimed, &err);
@@ -175,9 +184,15 @@ static int run_continuous(const sf_config *cfg, bool drain)
                    "%" PRIu64 " skus claimed, %" PRIu64 " versions published, %" PRIu64
                    " republished, %" PRIu64 " unacknowledged",
                    x->skus, x->published, x->republished, x->failed);
+            const rec_relay_stats *rs = rec_relay_stats_get(relay);
+            if (rs->published || rs->failed)
+                sf_log(SF_LOG_INFO,
+                       "outbox: %" PRIu64 " relayed (%" PRIu64 " already in the stream), %" PRIu64
+                       " unacknowledged",
+                       rs->published, rs->duplicate, rs->failed);
             next_stats = mono_ms() + STATS_MS;
         }
-        if (claimed > 0)
+        if (claimed > 0 || relayed == RELAY_BATCH)
             continue;
         if (drain)
             break;
@@ -193,6 +208,7 @@ static int run_continuous(const sf_config *cfg, bool drain)
            x->skus, x->published, x->republished, x->failed);
     rc = x->failed && drain ? 1 : 0;
 out:
+    rec_relay_free(relay);
     rec_expiry_free(exp);
     rec_sync_free(s);
     sf_ops_close(ops);

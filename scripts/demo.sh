@@ -69,6 +69,36 @@ echo "   ... and once the RELEASE is applied, web can sell those 2 again:"
 "$BIN/invctl" stock LAMP-OAK-01 | sed -n '/^channel/,$p'
 
 echo
+echo "== check-and-reserve: two checkouts race for the last LAMP-DEMO at STORE-NYC"
+printf '%s\n' '{"event_id":"demo-lamp-last","kind":"RECEIPT","sku":"LAMP-DEMO","location":"STORE-NYC","qty":1,"occurred_at":"2026-11-24T09:00:00Z","source":"demo"}' \
+    >var/demo-lamp.jsonl
+"$BIN/inv-ingest" --file var/demo-lamp.jsonl 2>/dev/null
+drain
+RKEY=$("$BIN/invctl" apikey add demo-checkout --scope ingest 2>/dev/null | grep '^sf_')
+"$BIN/inv-api" --listen 127.0.0.1:0 --threads 1 >var/demo-api.log 2>&1 &
+API_PID=$!
+for _ in $(seq 100); do
+    API_ADDR=$(sed -n 's/.*listening on \(127\.0\.0\.1:[0-9]*\).*/\1/p' var/demo-api.log)
+    [[ -n "$API_ADDR" ]] && break
+    sleep 0.1
+done
+checkout() { # order key: reserve 1 LAMP-DEMO for 15 minutes
+    local out
+    out=$(curl -s -w '%{http_code}' -X POST "http://$API_ADDR/v1/reservations" \
+        -H "Authorization: Bearer $RKEY" -H "Idempotency-Key: $2" \
+        -d "{\"ref\":\"$1\",\"sku\":\"LAMP-DEMO\",\"qty\":1,\"location\":\"STORE-NYC\",\"ttl_s\":900}")
+    printf '   %s: HTTP %s %s\n' "$1" "${out: -3}" "$(tr -d '\n' <<<"${out%???}")"
+}
+checkout order-9001 demo-checkout-9001 # gets the last unit
+checkout order-9002 demo-checkout-9002 # refused: 409, nothing reserved
+echo "   order-9001 retries its request (same Idempotency-Key): the first answer again"
+checkout order-9001 demo-checkout-9001
+kill "$API_PID" 2>/dev/null || true
+wait "$API_PID" 2>/dev/null || true
+drain # the reconciler relays the RESERVE to INV_EVENTS and tells the channels
+"$BIN/invctl" stock LAMP-DEMO
+
+echo
 echo "== stock per location and per channel"
 for sku in TSHIRT-BLK-M MUG-WHT-12OZ LAMP-OAK-01 WIDGET-L SPROCKET-20 PAPER-A4 UMB-200; do
     "$BIN/invctl" stock "$sku"

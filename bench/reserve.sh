@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# reserve.sh: `make bench-reserve`. Check-and-reserve throughput and latency
+# (POST /v1/reservations, 1 unit, a new Idempotency-Key each) with CLIENTS
+# concurrent connections (wrk, 2 threads) for DURATION seconds:
+#   static   bench/reserve_static.c: the same requests answered by an evhttp
+#            server set up like inv-api's threads with a fixed body, no
+#            database (the raw HTTP limit, measured in the same run)
+#   hot      every request on one sku at one location: serialised on that
+#            positions row lock, one commit after the other
+#   10k      requests spread over SKUS skus (default 10000) at one location
+# and prints reservations/s, p50/p99 latency and the ratio to static. The
+# reconciler runs meanwhile, relaying every RESERVE to INV_EVENTS, as in
+# production. Afterwards it checks the books: RESERVE rows in the ledger =
+# 201 answers, reserved = 201 answers, every outbox row relayed.
+#
+# Environment (defaults): CLIENTS=16, DURATION=10, SKUS=10000, THREADS=4
+# (inv-api --threads, and reserve_static's), BUILD=build/default, BIN=bin,
+# BENCH_NATS_PORT=34422 BENCH_NATS_MON_PORT=38422 BENCH_PG_PORT=35632 (a
+# private stack in var/reserve-bench, wiped first, stopped on exit),
+# BENCH_API_PORT=38480 BENCH_STATIC_PORT=38481. BENCH_KEEP=1 leaves the stack
+# running. Exit 0 when every measurement completed (a measurement, not a
+# test), 1 when something failed or the books disagree.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+CLIENTS=${CLIENTS:-16}
+DURATION=${DURATION:-10}
+SKUS=${SKUS:-10000}
+THREADS=${THREADS:-4}
+for v in CLIENTS DURATION SKUS THREADS; do
+    if ! [[ "${!v}" =~ ^[0-9]+$ ]] || ((${!v} < 1)); then
+        echo "reserve.sh: $v must be a positive integer, got '${!v}'" >&2
+        exit 2
+    fi
+done
+BUILD=$(realpath -m -- "${BUILD:-build/default}")
+BIN=$(realpath -m -- "${BIN:-bin}")
+STATIC="$BUILD/bench/reserve_static"
+for exe in "$BIN/inv-api" "$BIN/inv-ingest" "$BIN/inv-consumer" "$BIN/inv-reconciler" \
+    "$BIN/invctl" "$STATIC"; do
+    [[ -x "$exe" ]] || {
+        echo "reserve.sh: $exe not built (make bench-build)" >&2
+        exit 1
+    }
+done
+command -v wrk >/dev/null || {
+    echo "reserve.sh: wrk is needed (scripts/deps.sh installs it)" >&2
+    exit 1
+}
+
+export STACK_DIR="$ROOT/var/reserve-bench"
+export NATS_PORT=${BENCH_NATS_PORT:-34422} NATS_MON_PORT=${BENCH_NATS_MON_PORT:-38422}
+export PG_PORT=${BENCH_PG_PORT:-35632} PG_DB=stockflow
+API_PORT=${BENCH_API_PORT:-38480}
+STATIC_PORT=${BENCH_STATIC_PORT:-38481}
+export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+export INV_PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=$PG_DB user=postgres"
+STACK="$ROOT/scripts/stack.sh"
+LOGS="$STACK_DIR/logs"
+PIDS=()
+
+say() { printf 'reserve: %s\n' "$*" >&2; }
+die() {
+    say "FAILED: $*"
+    exit 1
+}
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [[ -n "${BENCH_KEEP:-}" ]]; then
+        say "BENCH_KEEP=1: stack left running in $STACK_DIR ($INV_NATS_URL, $INV_PG_DSN)"
+    else
+        "$STACK" down >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+psql_q() { psql -X -q -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$PG_DB" -c "$1"; }
+wait_port() {
+    local i
+    for i in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+say "private stack in $STACK_DIR (NATS $NATS_PORT, PostgreSQL $PG_PORT)"
+"$STACK" wipe >/dev/null 2>&1 || true
+rm -rf "$STACK_DIR"
+mkdir -p "$LOGS"
+"$STACK" up >/dev/null 2>>"$LOGS/stack.log" || die "stack.sh up (see $LOGS/stack.log)"
+[[ $(psql_q "SHOW synchronous_commit") == on ]] || die "synchronous_commit is not on"
+"$BIN/invctl" setup >>"$LOGS/setup.log" 2>&1 || die "invctl setup (see $LOGS/setup.log)"
+KEY=$("$BIN/invctl" apikey add bench --scope ingest 2>>"$LOGS/setup.log" | grep '^sf_') ||
+    die "invctl apikey add"
+
+say "stock: HOT and $SKUS skus at BENCH-L1"
+{
+    echo '{"event_id":"bench-hot","kind":"RECEIPT","sku":"HOT","location":"BENCH-L1","qty":1000000000,"occurred_at":"2026-11-20T10:00:00Z"}'
+    awk -v n="$SKUS" 'BEGIN { for (i = 0; i < n; i++)
+        printf "{\"event_id\":\"bench-%d\",\"kind\":\"RECEIPT\",\"sku\":\"B-%d\",\"location\":\"BENCH-L1\",\"qty\":1000000,\"occurred_at\":\"2026-11-20T10:00:00Z\"}\n", i, i }'
+} >"$STACK_DIR/stock.jsonl"
+"$BIN/inv-ingest" --file "$STACK_DIR/stock.jsonl" >>"$LOGS/setup.log" 2>&1 || die "inv-ingest"
+"$BIN/inv-consumer" --drain >>"$LOGS/setup.log" 2>&1 || die "inv-consumer --drain"
+psql_q "VACUUM ANALYZE" >/dev/null
+
+"$STATIC" "$STATIC_PORT" "$THREADS" >"$LOGS/static.log" 2>&1 &
+PIDS+=($!)
+"$BIN/inv-api" --listen "127.0.0.1:$API_PORT" --threads "$THREADS" >"$LOGS/api.log" 2>&1 &
+PIDS+=($!)
+"$BIN/inv-reconciler" >"$LOGS/reconciler.log" 2>&1 &
+PIDS+=($!)
+wait_port "$STATIC_PORT" || die "reserve_static did not start (see $LOGS/static.log)"
+wait_port "$API_PORT" || die "inv-api did not start (see $LOGS/api.log)"
+
+# measure NAME PORT SKUS: one wrk run; its RESULT line into $LOGS/NAME.txt
+measure() {
+    local name=$1 port=$2 skus=$3
+    RSV_KEY=$KEY RSV_SKUS=$skus RSV_RUN=$name wrk -t2 -c"$CLIENTS" -d"${DURATION}s" \
+        -s "$ROOT/bench/reserve.lua" "http://127.0.0.1:$port" >"$LOGS/$name.txt" 2>&1 ||
+        die "wrk $name (see $LOGS/$name.txt)"
+    grep '^RESULT' "$LOGS/$name.txt" | tail -1
+}
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+say "static reply, $CLIENTS clients, ${DURATION}s"
+R_STATIC=$(measure static "$STATIC_PORT" "$SKUS")
+say "one hot sku, $CLIENTS clients, ${DURATION}s"
+R_HOT=$(measure hot "$API_PORT" 1)
+say "$SKUS skus, $CLIENTS clients, ${DURATION}s"
+R_SPREAD=$(measure spread "$API_PORT" "$SKUS")
+
+# Books: every 201 is one RESERVE in the ledger and one unit reserved.
+granted=$(($(field "$R_HOT" s201) + $(field "$R_SPREAD" s201)))
+for i in $(seq 300); do
+    [[ $(psql_q "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0 ]] && break
+    sleep 0.1
+done
+ledger=$(psql_q "SELECT count(*) FROM ledger WHERE kind = 'RESERVE'")
+reserved=$(psql_q "SELECT sum(reserved) FROM positions")
+unsent=$(psql_q "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+other=$(($(field "$R_HOT" other) + $(field "$R_SPREAD" other) + $(field "$R_HOT" s409) + $(field "$R_SPREAD" s409)))
+
+static_rps=$(field "$R_STATIC" rps)
+row() {
+    local r=$2
+    printf '%-28s %12s %9s %9s %9s %7s\n' "$1" "$(field "$r" rps)" "$(field "$r" p50_ms)" \
+        "$(field "$r" p99_ms)" "$(field "$r" max_ms)" \
+        "$(awk -v a="$(field "$r" rps)" -v b="$static_rps" 'BEGIN { printf "%.3f", a / b }')"
+}
+{
+    echo "check-and-reserve, $CLIENTS clients (wrk -t2), ${DURATION}s each, inv-api --threads $THREADS, $(nproc) cores"
+    printf '%-28s %12s %9s %9s %9s %7s\n' "" "requests/s" "p50 ms" "p99 ms" "max ms" "ratio"
+    row "static reply (raw HTTP)" "$R_STATIC"
+    row "reserve, one hot sku" "$R_HOT"
+    row "reserve, $SKUS skus" "$R_SPREAD"
+    echo "books: $granted granted (201) within the runs, $other other answers; ledger RESERVEs $ledger, reserved $reserved, outbox unsent $unsent"
+} | tee "$LOGS/summary.txt"
+# wrk stops counting at the deadline: up to CLIENTS requests per run were
+# still in flight then, answered after it (so granted, not counted).
+((ledger >= granted && ledger - granted <= 2 * CLIENTS)) && [[ "$reserved" == "$ledger" ]] &&
+    [[ "$unsent" == 0 && "$other" == 0 ]] || die "the books disagree with the answers (see $LOGS)"

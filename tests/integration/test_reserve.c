@@ -1,0 +1,398 @@
+/*
+ * Check-and-reserve under concurrency (issue 11, point 3): 64 clients at
+ * once on the last K units of a sku (K = 1..10, location and channel form
+ * for each K), while two consumers apply a stream of SALE, RECEIPT, ASN
+ * and damaged RETURN events through JetStream at the same time, the ASNs
+ * and returns on the very positions rows being reserved (they take the
+ * same row locks and leave available unchanged), the SALEs and RECEIPTs on
+ * the same sku at a location outside the reservation's reach and on other
+ * skus at the same locations. Exactly K are granted, the rest get 409, no
+ * position is reserved past its available, and the ledger, positions and
+ * reservations equal the in-memory model rebuilt from the ledger rows.
+ * Then every RESERVE is relayed to INV_EVENTS and delivered to the
+ * consumers a second time, which changes nothing.
+ *
+ * And idempotency: every request sent three times by each of two racing
+ * threads with the same Idempotency-Key gets one answer six times, and
+ * nothing is reserved twice; bad requests get 400 naming the field.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "reserve_client.h"
+#include "stockcheck.h"
+
+TestSuite(reserve, .init = fx_reset, .fini = api_fini, .timeout = 900);
+
+enum { CLIENTS = 64, STREAM_EVENTS = 1500 };
+
+#define AT "\"occurred_at\":\"2026-11-20T10:00:00Z\""
+
+static void setup_places(void)
+{
+    const char *l2[] = {"invctl", "location", "set", "CC-L2", "--safety-stock", "1", NULL};
+    const char *cc[] = {"invctl", "channel",     "add",         "cc", "--buffer",
+                        "1",      "--locations", "CC-L1,CC-L2", NULL};
+    api_run_ok(l2);
+    api_run_ok(cc);
+}
+
+static int64_t g_want;
+static bool ledger_has(void *arg)
+{
+    (void)arg;
+    return fx_query_i64("SELECT count(*) FROM ledger WHERE source = 'rt'") >= g_want;
+}
+
+/* Publish lines (JSON) with inv-ingest in the background; returns its pid. */
+static pid_t ingest_bg(const char *name, const char *lines)
+{
+    char path[512];
+    sc_tmp(name, path, sizeof path);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(lines, f);
+    fclose(f);
+    const char *argv[] = {"inv-ingest", "--file", path, NULL};
+    return fx_spawn(argv, NULL);
+}
+
+/* Ingest and wait until the consumers applied every "rt" event so far. */
+static void ingest_wait(const char *name, const char *lines, int64_t total_rt)
+{
+    pid_t p = ingest_bg(name, lines);
+    cr_assert_eq(fx_stop(p, 0, 60000), 0, "inv-ingest of %s failed", name);
+    g_want = total_rt;
+    cr_assert(fx_wait_until(ledger_has, NULL, 60000), "consumers did not apply %s", name);
+}
+
+static void consumers_idle_wait(void)
+{
+    int64_t deadline = fx_now_ms() + 60000;
+    for (;;) {
+        jsConsumerInfo *ci = NULL;
+        jsErrCode jerr = 0;
+        natsStatus s = js_GetConsumerInfo(&ci, fx_js(), "INV_EVENTS", "stock-applier", NULL, &jerr);
+        cr_assert(s == NATS_OK, "consumer info: %s", natsStatus_GetText(s));
+        bool idle = ci->NumPending == 0 && ci->NumAckPending == 0;
+        jsConsumerInfo_Destroy(ci);
+        if (idle)
+            return;
+        cr_assert(fx_now_ms() < deadline, "consumers still busy after 60 s");
+        usleep(50000);
+    }
+}
+
+/* One run: K units left, CLIENTS clients of qty 1. */
+static void run_once(int port, const char *key, int run, int k, bool channel, int64_t *rt_total)
+{
+    char sku[32], lines[4096], *stream;
+    snprintf(sku, sizeof sku, "HOT-%d-%s", run, channel ? "ch" : "loc");
+    /* Location form: CC-L1 (safety 0) for odd K, CC-L2 (safety 1) for even. */
+    const char *loc = k % 2 ? "CC-L1" : "CC-L2";
+    int a = (k + 1) / 2, b = k + 1 - a; /* channel: available a + b, buffer 1 */
+    size_t len = 0;
+    if (channel) {
+        len += (size_t)snprintf(lines + len, sizeof lines - len,
+                                "{\"event_id\":\"i-%d-%s1\",\"kind\":\"RECEIPT\",\"sku\":\"%s\","
+                                "\"location\":\"CC-L1\",\"qty\":%d," AT ",\"source\":\"rt\"}\n"
+                                "{\"event_id\":\"i-%d-%s2\",\"kind\":\"RECEIPT\",\"sku\":\"%s\","
+                                "\"location\":\"CC-L2\",\"qty\":%d," AT ",\"source\":\"rt\"}\n",
+                                run, "c", sku, a, run, "c", sku, b + 1);
+        *rt_total += 2;
+    } else {
+        len += (size_t)snprintf(lines + len, sizeof lines - len,
+                                "{\"event_id\":\"i-%d-%s1\",\"kind\":\"RECEIPT\",\"sku\":\"%s\","
+                                "\"location\":\"%s\",\"qty\":%d," AT ",\"source\":\"rt\"}\n",
+                                run, "l", sku, loc, k % 2 ? k : k + 1);
+        *rt_total += 1;
+    }
+    ingest_wait("reserve-initial.jsonl", lines, *rt_total);
+
+    /* The stream the consumers apply while the clients fire. */
+    size_t cap = STREAM_EVENTS * 200;
+    stream = malloc(cap);
+    cr_assert(stream);
+    len = 0;
+    for (int j = 0; j < STREAM_EVENTS; j++) {
+        const char *hot = channel ? (j % 2 ? "CC-L1" : "CC-L2") : loc;
+        char ev[256];
+        switch (j % 5) {
+        case 0: /* on the hot row: inbound only */
+            snprintf(ev, sizeof ev, "\"kind\":\"ASN\",\"sku\":\"%s\",\"location\":\"%s\"", sku,
+                     hot);
+            break;
+        case 1: /* on the hot row: damaged only */
+            snprintf(ev, sizeof ev,
+                     "\"kind\":\"RETURN\",\"sku\":\"%s\",\"location\":\"%s\","
+                     "\"condition\":\"DAMAGED\"",
+                     sku, hot);
+            break;
+        case 2:
+            snprintf(ev, sizeof ev, "\"kind\":\"RECEIPT\",\"sku\":\"%s\",\"location\":\"CC-OUT\"",
+                     sku);
+            break;
+        case 3:
+            snprintf(ev, sizeof ev, "\"kind\":\"SALE\",\"sku\":\"%s\",\"location\":\"CC-OUT\"",
+                     sku);
+            break;
+        default:
+            snprintf(ev, sizeof ev, "\"kind\":\"%s\",\"sku\":\"BG-%d\",\"location\":\"%s\"",
+                     j % 10 == 4 ? "SALE" : "RECEIPT", j % 37, hot);
+            break;
+        }
+        len += (size_t)snprintf(stream + len, cap - len,
+                                "{\"event_id\":\"s-%d-%s-%d\",%s,\"qty\":1," AT
+                                ",\"source\":\"rt\"}\n",
+                                run, channel ? "c" : "l", j, ev);
+        cr_assert(len < cap);
+    }
+    pid_t ing = ingest_bg("reserve-stream.jsonl", stream);
+    free(stream);
+    *rt_total += STREAM_EVENTS;
+    usleep(100000); /* let the stream start flowing into the consumers */
+
+    rc_call *calls = calloc(CLIENTS, sizeof *calls);
+    cr_assert(calls);
+    for (int c = 0; c < CLIENTS; c++) {
+        calls[c].port = port;
+        calls[c].api_key = key;
+        snprintf(calls[c].idem, sizeof calls[c].idem, "k-%d-%s-%d", run, channel ? "c" : "l", c);
+        snprintf(calls[c].body, sizeof calls[c].body,
+                 "{\"ref\":\"o-%d-%d\",\"sku\":\"%s\",\"qty\":1,\"%s\":\"%s\",\"ttl_s\":600}", run,
+                 c, sku, channel ? "channel" : "location", channel ? "cc" : loc);
+    }
+    int64_t applied_before = fx_query_i64("SELECT count(*) FROM ledger WHERE source = 'rt'");
+    rc_fire(calls, CLIENTS);
+    int64_t applied_after = fx_query_i64("SELECT count(*) FROM ledger WHERE source = 'rt'");
+    int granted = 0, refused = 0;
+    for (int c = 0; c < CLIENTS; c++) {
+        if (calls[c].status[0] == 201) {
+            granted++;
+            cr_assert(strstr(calls[c].answer[0], "\"event_id\":\"rsv-"), "%s", calls[c].answer[0]);
+        } else {
+            cr_assert_eq(calls[c].status[0], 409, "run %d client %d: status %d: %s", run, c,
+                         calls[c].status[0], calls[c].answer[0]);
+            cr_assert(strstr(calls[c].answer[0], "\"available\":0"), "%s", calls[c].answer[0]);
+            refused++;
+        }
+    }
+    free(calls);
+    fprintf(stderr,
+            "run %d (%s, K=%d): %d granted, %d refused; %" PRId64
+            " stream events applied during the burst\n",
+            run, channel ? "channel" : "location", k, granted, refused,
+            applied_after - applied_before);
+    cr_assert_eq(granted, k, "run %d (%s): %d granted for the last %d units", run,
+                 channel ? "channel" : "location", granted, k);
+    cr_assert_eq(refused, CLIENTS - k);
+
+    cr_assert_eq(fx_stop(ing, 0, 60000), 0, "inv-ingest of the stream failed");
+    g_want = *rt_total;
+    cr_assert(fx_wait_until(ledger_has, NULL, 60000), "the stream was not applied");
+
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM ledger WHERE kind = 'RESERVE' AND sku = '%s'"
+             " AND event_id LIKE 'rsv-%%'",
+             sku);
+    cr_assert_eq(fx_query_i64(q), k);
+    /* Never past available: each row's on_hand - reserved - safety >= 0,
+     * and in all exactly what is left (the channel keeps its buffer). */
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM positions p LEFT JOIN locations l USING (location)"
+             " WHERE p.sku = '%s' AND p.location <> 'CC-OUT'"
+             " AND p.on_hand - p.reserved - COALESCE(l.safety_stock, 0) < 0",
+             sku);
+    cr_assert_eq(fx_query_i64(q), 0, "a position of %s is reserved past its available", sku);
+    snprintf(q, sizeof q,
+             "SELECT COALESCE(sum(p.reserved), 0) * 1000 + COALESCE(sum(p.on_hand - p.reserved"
+             " - COALESCE(l.safety_stock, 0)), 0) FROM positions p LEFT JOIN locations l"
+             " USING (location) WHERE p.sku = '%s' AND p.location <> 'CC-OUT'",
+             sku);
+    cr_assert_eq(fx_query_i64(q), (int64_t)k * 1000 + (channel ? 1 : 0), "%s: reserved/left", sku);
+}
+
+Test(reserve, last_k_units_under_64_clients_and_a_live_stream)
+{
+    setup_places();
+    char key[128];
+    pid_t api;
+    int port = rc_start_api("reserve-api.log", "4", key, sizeof key, &api);
+    pid_t cons[2];
+    for (int i = 0; i < 2; i++) {
+        const char *argv[] = {"inv-consumer", NULL};
+        cons[i] = fx_spawn(argv, NULL);
+    }
+    int64_t rt_total = 0, granted_total = 0;
+    for (int k = 1; k <= 10; k++) {
+        run_once(port, key, k, k, false, &rt_total);
+        run_once(port, key, k, k, true, &rt_total);
+        granted_total += 2 * k;
+    }
+    consumers_idle_wait();
+    sf_model *m = rc_model_of_ledger();
+    sc_assert_matches(m);
+    sf_model_free(m);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM outbox"), granted_total);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM idempotency"), 20 * CLIENTS);
+
+    /* Relay every RESERVE; the consumers receive each a second time. */
+    int64_t ledger_before = fx_query_i64("SELECT count(*) FROM ledger");
+    const char *rec[] = {"inv-reconciler", "--drain", NULL};
+    api_run_ok(rec);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM outbox WHERE sent_at IS NULL"), 0);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger WHERE event_id LIKE 'rsv-%'"
+                              " AND stream_seq IS NULL"),
+                 0);
+    consumers_idle_wait();
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger"), ledger_before);
+    m = rc_model_of_ledger();
+    sc_assert_matches(m);
+    sf_model_free(m);
+    const char *audit[] = {"inv-reconciler", "audit", NULL};
+    api_run_ok(audit);
+    for (int i = 0; i < 2; i++)
+        fx_stop(cons[i], SIGTERM, 30000);
+    fx_stop(api, SIGTERM, 30000);
+}
+
+/* The same key from two racing threads, three times each: one answer. */
+Test(reserve, repeated_keys_never_double)
+{
+    setup_places();
+    char key[128], lines[1024];
+    pid_t api;
+    int port = rc_start_api("reserve-idem.log", "4", key, sizeof key, &api);
+    pid_t cons;
+    const char *argv[] = {"inv-consumer", NULL};
+    cons = fx_spawn(argv, NULL);
+    snprintf(lines, sizeof lines,
+             "{\"event_id\":\"idem-1\",\"kind\":\"RECEIPT\",\"sku\":\"IDEM\","
+             "\"location\":\"CC-L1\",\"qty\":5," AT ",\"source\":\"rt\"}\n");
+    ingest_wait("reserve-idem.jsonl", lines, 1);
+
+    enum { KEYS = 64, K = 5 };
+    rc_call *calls = calloc(2 * KEYS, sizeof *calls);
+    cr_assert(calls);
+    for (int c = 0; c < 2 * KEYS; c++) {
+        calls[c].port = port;
+        calls[c].api_key = key;
+        calls[c].repeat = 3;
+        snprintf(calls[c].idem, sizeof calls[c].idem, "idem-%d", c % KEYS);
+        snprintf(calls[c].body, sizeof calls[c].body,
+                 "{\"ref\":\"io-%d\",\"sku\":\"IDEM\",\"qty\":1,\"location\":\"CC-L1\","
+                 "\"ttl_s\":60}",
+                 c % KEYS);
+    }
+    rc_fire(calls, 2 * KEYS);
+    int granted = 0;
+    for (int c = 0; c < KEYS; c++) {
+        const rc_call *x = &calls[c], *y = &calls[c + KEYS];
+        int replays = 0;
+        for (int i = 0; i < 3; i++) {
+            cr_assert(x->status[i] == 201 || x->status[i] == 409, "status %d", x->status[i]);
+            cr_assert_eq(x->status[i], x->status[0], "key %d: answers differ", c);
+            cr_assert_eq(y->status[i], x->status[0], "key %d: racing answers differ", c);
+            cr_assert(!strcmp(x->answer[i], x->answer[0]) && !strcmp(y->answer[i], x->answer[0]),
+                      "key %d: bodies differ: %s / %s", c, x->answer[i], y->answer[i]);
+            replays += !strcmp(x->replayed[i], "true") + !strcmp(y->replayed[i], "true");
+        }
+        cr_assert_eq(replays, 5, "key %d: %d of 6 answers marked replayed", c, replays);
+        granted += x->status[0] == 201;
+    }
+    free(calls);
+    cr_assert_eq(granted, K);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger WHERE kind = 'RESERVE'"), K);
+    cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'IDEM'"), K);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM outbox"), K);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM idempotency"), KEYS);
+
+    /* A key used again with another request: 422, nothing changes. */
+    char ans[256], rp[8];
+    int st = rc_post(port, key, "idem-0",
+                     "{\"ref\":\"io-0\",\"sku\":\"IDEM\",\"qty\":2,"
+                     "\"location\":\"CC-L1\",\"ttl_s\":60}",
+                     ans, sizeof ans, rp, sizeof rp);
+    cr_assert_eq(st, 422, "%s", ans);
+    cr_assert(strstr(ans, "Idempotency-Key"), "%s", ans);
+    cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'IDEM'"), K);
+
+    /* The relay twice and the consumer: still K. */
+    const char *rec[] = {"inv-reconciler", "--drain", NULL};
+    api_run_ok(rec);
+    api_run_ok(rec);
+    consumers_idle_wait();
+    cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'IDEM'"), K);
+    sf_model *m = rc_model_of_ledger();
+    sc_assert_matches(m);
+    sf_model_free(m);
+    fx_stop(cons, SIGTERM, 30000);
+    fx_stop(api, SIGTERM, 30000);
+}
+
+/* Bad input: 400 naming the field; 401, 403, 405 like the other routes. */
+Test(reserve, bad_requests_name_their_field)
+{
+    setup_places();
+    char key[128], read_key[128];
+    pid_t api;
+    api_add_key("reader", "read", read_key, sizeof read_key, NULL, 0); /* known at start */
+    int port = rc_start_api("reserve-bad.log", "1", key, sizeof key, &api);
+    static const struct {
+        const char *idem, *body, *field;
+    } bad[] = {
+        {"", "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":1,\"location\":\"L\",\"ttl_s\":9}",
+         "Idempotency-Key"},
+        {"b1", "not json", "\"body\""},
+        {"b2", "[1]", "\"body\""},
+        {"b3", "{\"sku\":\"S\",\"qty\":1,\"location\":\"L\",\"ttl_s\":9}", "\"ref\""},
+        {"b4", "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":0,\"location\":\"L\",\"ttl_s\":9}", "\"qty\""},
+        {"b5", "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":\"1\",\"location\":\"L\",\"ttl_s\":9}",
+         "\"qty\""},
+        {"b6", "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":1,\"location\":\"L.1\",\"ttl_s\":9}",
+         "\"location\""},
+        {"b7", "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":1,\"ttl_s\":9}", "\"location\""},
+        {"b8",
+         "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":1,\"location\":\"L\",\"channel\":\"cc\","
+         "\"ttl_s\":9}",
+         "\"channel\""},
+        {"b9", "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":1,\"location\":\"L\"}", "\"ttl_s\""},
+        {"b10", "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":1,\"location\":\"L\",\"ttl_s\":9,\"x\":1}",
+         "\"body\""},
+        {"b11",
+         "{\"ref\":\"o\",\"sku\":"
+         "\"SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS\","
+         "\"qty\":1,\"location\":\"L\",\"ttl_s\":9}",
+         "\"sku\""},
+        {"b12", "{\"ref\":\"o\",\"sku\":\"S\\u0001\",\"qty\":1,\"location\":\"L\",\"ttl_s\":9}",
+         "\"sku\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char ans[512], rp[8];
+        int st = rc_post(port, key, bad[i].idem[0] ? bad[i].idem : "", bad[i].body, ans, sizeof ans,
+                         rp, sizeof rp);
+        cr_assert_eq(st, 400, "case %zu: %d %s", i, st, ans);
+        cr_assert(strstr(ans, bad[i].field), "case %zu: %s does not name %s", i, ans, bad[i].field);
+    }
+    char ans[512], rp[8];
+    const char *ok = "{\"ref\":\"o\",\"sku\":\"S\",\"qty\":1,\"channel\":\"nope\",\"ttl_s\":9}";
+    cr_assert_eq(rc_post(port, key, "n1", ok, ans, sizeof ans, rp, sizeof rp), 404, "%s", ans);
+    cr_assert_eq(rc_post(port, read_key, "n2", ok, ans, sizeof ans, rp, sizeof rp), 403, "%s", ans);
+    cr_assert_eq(rc_post(port, "sf_nope_nope", "n3", ok, ans, sizeof ans, rp, sizeof rp), 401, "%s",
+                 ans);
+    api_resp r;
+    cr_assert_eq(api_req(port, "GET", "/v1/reservations", key, &r), 405);
+    char allow[64];
+    cr_assert(!strcmp(api_header(&r, "Allow", allow, sizeof allow), "POST"), "Allow: %s", allow);
+    api_resp_free(&r);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM idempotency"), 0);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger"), 0);
+    fx_stop(api, SIGTERM, 30000);
+}
