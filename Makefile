@@ -93,6 +93,9 @@ $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(FIXTURE) $(SUPPLI
 $(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(SUPPLIER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
+# inv-api's request parsing is not in a library: link its object directly.
+$(BUILD)/tests/fuzz/fuzz_api_request: $(BUILD)/api/request.o
+
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -138,7 +141,7 @@ test-fault: deps
 	@$(MAKE) --no-print-directory fault-build
 	@BUILD=$(BUILD) BIN=$(BIN) tests/fault/run.sh
 
-# make fuzz: every target for FUZZ_SECONDS (default 300) each; make test runs
+# make fuzz: every target for FUZZ_SECONDS (default 60) each; make test runs
 # them for 10 s each. Corpora start from tests/fuzz/corpus/<target>/.
 fuzz-build:
 	@$(MAKE) --no-print-directory CC=clang SANITIZER=$(FUZZ_SAN) BUILD=$(FUZZ_BUILD) \
@@ -146,7 +149,7 @@ fuzz-build:
 
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
-	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $${FUZZ_SECONDS:-300}
+	@FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $${FUZZ_SECONDS:-60}
 
 # make bench: the pipeline against its raw limits, then the channels'
 # convergence bound (bench/README.md).
