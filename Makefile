@@ -141,6 +141,15 @@ test-fault: deps
 	@$(MAKE) --no-print-directory fault-build
 	@BUILD=$(BUILD) BIN=$(BIN) tests/fault/run.sh
 
+# make test-valgrind: inv-ingest, inv-consumer, inv-reconciler and inv-api
+# under valgrind memcheck through EVENTS events on a private stack
+# (tests/valgrind/run.sh): default 10000, the CI run; EVENTS=100000 is the
+# issue's 100k-event run.
+.PHONY: test-valgrind
+test-valgrind: deps
+	@$(MAKE) --no-print-directory fault-build
+	@BUILD=$(BUILD) BIN=$(BIN) tests/valgrind/run.sh
+
 # make fuzz: every target for FUZZ_SECONDS (default 60) each; make test runs
 # them for 10 s each. Corpora start from tests/fuzz/corpus/<target>/.
 fuzz-build:
