@@ -257,6 +257,10 @@ int main(int argc, char **argv)
     api_server_opts so = {.pg_dsn = cfg.pg.dsn,
                           .nats_url = cfg.nats.url,
                           .max_batch = cfg.api.max_batch,
+                          .rate_per_key = cfg.api.rate_per_key,
+                          .burst = cfg.api.burst,
+                          .max_header_bytes = cfg.api.max_header_bytes,
+                          .max_body_bytes = cfg.api.max_body_bytes,
                           .threads = (int)threads,
                           .listen_fd = fd,
                           .ring = ring,
@@ -277,8 +281,8 @@ int main(int argc, char **argv)
     sf_apikey_ring_counts(ring, &ncfg, &ndb, NULL);
     sf_log(SF_LOG_INFO,
            "listening on %s (%ld threads; %zu keys from the config, %zu from the "
-           "table; max_batch %d)",
-           bound, threads, ncfg, ndb, cfg.api.max_batch);
+           "table; max_batch %d, rate_per_key %d, burst %d)",
+           bound, threads, ncfg, ndb, cfg.api.max_batch, cfg.api.rate_per_key, cfg.api.burst);
 
     int64_t next_reload = mono_ms() + KEY_RELOAD_MS;
     while (!sf_shutdown) {

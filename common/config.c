@@ -38,12 +38,17 @@ void sf_config_init(sf_config *cfg)
     cfg->pg.pool = 4;
     cfg->consumer.batch = 2000;
     cfg->consumer.max_deliver = 10;
+    cfg->consumer.max_msg_bytes = 1024; /* an event encodes to at most SF_CODEC_EVENT_MAX (512) */
     cfg->ingest.max_inflight = 4096;
     cfg->ingest.max_line = 65536;
     cfg->ingest.max_future_ms = 300000;
     cfg->reconciler.poll_ms = 500;
     cfg__copy(cfg->api.listen, sizeof cfg->api.listen, "127.0.0.1:8080");
     cfg->api.max_batch = 1000;
+    cfg->api.rate_per_key = 1000;
+    cfg->api.burst = 2000;
+    cfg->api.max_header_bytes = 16384;
+    cfg->api.max_body_bytes = 65536;
     cfg__copy(cfg->ops.endpoint, sizeof cfg->ops.endpoint, "tcp://127.0.0.1:15560");
     cfg__copy(cfg->ops.sub_endpoint, sizeof cfg->ops.sub_endpoint, "tcp://127.0.0.1:15561");
     cfg->now_ms_override = 0;
@@ -88,12 +93,17 @@ static const cfg__key cfg__keys[] = {
     {"pg", "pool", CFG_INT, CFG_AT(pg.pool), 1, 256},
     {"consumer", "batch", CFG_INT, CFG_AT(consumer.batch), 1, 100000},
     {"consumer", "max_deliver", CFG_INT, CFG_AT(consumer.max_deliver), 1, 1000},
+    {"consumer", "max_msg_bytes", CFG_INT, CFG_AT(consumer.max_msg_bytes), 512, 1048576},
     {"ingest", "max_inflight", CFG_INT, CFG_AT(ingest.max_inflight), 1, 1000000},
     {"ingest", "max_line", CFG_INT, CFG_AT(ingest.max_line), 1024, 16777216},
     {"ingest", "max_future_ms", CFG_I64, CFG_AT(ingest.max_future_ms), 0, 31LL * 86400000},
     {"reconciler", "poll_ms", CFG_INT, CFG_AT(reconciler.poll_ms), 10, 600000},
     {"api", "listen", CFG_LISTEN, CFG_AT(api.listen), 0, 0},
     {"api", "max_batch", CFG_INT, CFG_AT(api.max_batch), 1, 100000},
+    {"api", "rate_per_key", CFG_INT, CFG_AT(api.rate_per_key), 1, 1000000},
+    {"api", "burst", CFG_INT, CFG_AT(api.burst), 1, 1000000},
+    {"api", "max_header_bytes", CFG_INT, CFG_AT(api.max_header_bytes), 1024, 1048576},
+    {"api", "max_body_bytes", CFG_INT, CFG_AT(api.max_body_bytes), 0, 16777216},
     {"ops", "endpoint", CFG_ENDPOINT, CFG_AT(ops.endpoint), 0, 0},
     {"ops", "sub_endpoint", CFG_ENDPOINT, CFG_AT(ops.sub_endpoint), 0, 0},
 };

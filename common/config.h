@@ -57,6 +57,7 @@ typedef struct sf_config {
     struct {
         int batch;
         int max_deliver;
+        int max_msg_bytes; /* a larger message is sidelined (decode), never decoded */
     } consumer;
     struct {
         int max_inflight;
@@ -69,6 +70,10 @@ typedef struct sf_config {
     struct {
         char listen[SF_CONFIG_URL_MAX + 1]; /* host:port */
         int max_batch;
+        int rate_per_key;     /* requests per second per API key (token bucket) */
+        int burst;            /* the bucket's size: requests a key may send at once */
+        int max_header_bytes; /* request line + headers (plus max_batch * 200 of room) */
+        int max_body_bytes;   /* request body */
     } api;
     struct {
         char endpoint[SF_CONFIG_URL_MAX + 1];     /* services PUB here (XSUB side) */
