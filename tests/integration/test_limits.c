@@ -9,6 +9,8 @@
  *   revoked, wrong_scope) in inv_api_auth_failures_total;
  * - [api] max_header_bytes and max_body_bytes: one byte under passes, far
  *   over is refused by evhttp (413/400 or a close), never served;
+ * - [consumer] max_msg_bytes: a message over it is sidelined to
+ *   inv.dlq.decode unread, naming the limit; the events around it apply;
  * - a limit key out of range stops inv-api with exit 2 naming it.
  * docs/security.md lists every limit and the test that crosses it.
  */
@@ -20,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker.h"
+#include "codec.h"
 #include "fixture.h"
 #include "stockcheck.h"
 #include "test_api_http.h"
@@ -216,4 +220,52 @@ Test(limits, limit_keys_out_of_range_are_usage_errors)
         cr_assert(strstr(out, bad[i][1]) && strstr(out, "limits-bad.ini:2"),
                   "%s: message lacks '%s': %s", bad[i][0], bad[i][1], out);
     }
+}
+
+Test(limits, consumer_sidelines_a_message_over_max_msg_bytes)
+{
+    sf_broker *b = NULL;
+    sf_codec *c = NULL;
+    sf_error err;
+    sf_broker_opts bo;
+    sf_broker_opts_init(&bo);
+    bo.urls = fx_env("INV_NATS_URL");
+    cr_assert(sf_broker_connect(&bo, &b, &err) == SF_OK, "%s", err.msg);
+    cr_assert(sf_codec_new(&c, &err) == SF_OK, "%s", err.msg);
+    sf_event ev;
+    sf_event_init(&ev);
+    snprintf(ev.event_id, sizeof ev.event_id, "small-1");
+    ev.kind = SF_KIND_RECEIPT;
+    snprintf(ev.sku, sizeof ev.sku, "SKU-M");
+    snprintf(ev.location, sizeof ev.location, "LOC-1");
+    ev.qty = 5;
+    ev.occurred_at = 1795000000000;
+    snprintf(ev.source, sizeof ev.source, "test");
+    uint8_t buf[SF_CODEC_EVENT_MAX];
+    size_t len;
+    uint64_t seq;
+    cr_assert(sf_codec_encode_event(c, &ev, buf, sizeof buf, &len, &err) == SF_OK, "%s", err.msg);
+    cr_assert(sf_broker_publish_sync(b, "inv.evt.receipt.LOC-1", ev.event_id, NULL, 0, buf, len,
+                                     &seq, &err) == SF_OK,
+              "%s", err.msg);
+    /* 100 kB: a valid header, then padding (far over the default 1024) */
+    size_t big_len = 100000;
+    uint8_t *big = calloc(1, big_len);
+    cr_assert(big);
+    memcpy(big, buf, len);
+    cr_assert(sf_broker_publish_sync(b, "inv.evt.receipt.LOC-1", "big-1", NULL, 0, big, big_len,
+                                     &seq, &err) == SF_OK,
+              "%s", err.msg);
+    free(big);
+    sc_drain(1);
+    cr_assert_eq(fx_query_i64("SELECT on_hand FROM positions WHERE sku = 'SKU-M'"), 5);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger"), 1);
+    char out[65536];
+    const char *argv[] = {"invctl", "dlq", "list", NULL};
+    cr_assert_eq(fx_run(argv, NULL, out, sizeof out, 20000), 0, "%s", out);
+    cr_assert(strstr(out, "inv.dlq.decode") && strstr(out, "max_msg_bytes") &&
+                  strstr(out, "100000 bytes"),
+              "the DLQ does not name the limit: %s", out);
+    sf_codec_free(c);
+    sf_broker_close(b);
 }
