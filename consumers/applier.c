@@ -157,9 +157,8 @@ static applier__verdict applier__classify(sf_applier *ap, sf_batch *batch, size_
     sf_event *ev = &ap->evs[*n];
     if (len > (size_t)ap->opts.max_msg_bytes) {
         /* bigger than any event can encode to: not worth decoding */
-        SF_ERR(why, SF_EINVAL,
-               "message of %zu bytes, larger than [consumer] max_msg_bytes (%d)", len,
-               ap->opts.max_msg_bytes);
+        SF_ERR(why, SF_EINVAL, "message of %zu bytes, larger than [consumer] max_msg_bytes (%d)",
+               len, ap->opts.max_msg_bytes);
         *reason = "decode";
         return MSG_SIDELINE;
     }

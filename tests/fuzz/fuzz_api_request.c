@@ -71,8 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         for (size_t i = 0; i < rq.n_query; i++) {
             const api_param *p = &rq.query[i];
-            if (!p->key || !p->value || p->value[p->value_len] != '\0' ||
-                p->value_len > SF_STR_MAX)
+            if (!p->key || !p->value || p->value[p->value_len] != '\0' || p->value_len > SF_STR_MAX)
                 abort();
         }
         if (rq.n_query > 0 && api_request_get(&rq, rq.query[0].key) != rq.query[0].value)

@@ -84,8 +84,7 @@ Test(limits, rate_per_key_gives_429_with_retry_after)
     api_header(&r, "Retry-After", ra, sizeof ra);
     cr_assert(atoi(ra) >= 1 && atoi(ra) <= 2, "Retry-After '%s'", ra);
     json_t *j = api_json(&r);
-    cr_assert(strstr(json_string_value(json_object_get(j, "error")), "rate_per_key"), "%s",
-              r.body);
+    cr_assert(strstr(json_string_value(json_object_get(j, "error")), "rate_per_key"), "%s", r.body);
     cr_assert(strstr(json_string_value(json_object_get(j, "error")), "hasty"), "%s", r.body);
     json_decref(j);
     api_resp_free(&r);
