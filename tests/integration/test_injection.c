@@ -203,6 +203,29 @@ Test(injection, zmq_ingest_replies_err)
     cr_assert_eq(n, 8);
     free(data);
     zmq_close(s);
+    /* 20 MiB, over ZMQ_MAXMSGSIZE (4 x max_line, at least 16 MiB): never
+     * buffered, the connection is dropped, no reply; the ingest serves on */
+    s = zmq_socket(ctx, ZMQ_REQ);
+    t = 3000;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &t, sizeof t);
+    cr_assert_eq(zmq_connect(s, endpoint), 0);
+    size_t huge = 20u << 20;
+    char *h = malloc(huge);
+    cr_assert(h);
+    memset(h, '{', huge);
+    cr_assert(zmq_send(s, h, huge, 0) == (int)huge);
+    free(h);
+    char reply[512];
+    cr_assert(zmq_recv(s, reply, sizeof reply, 0) < 0, "a 20 MiB message got a reply");
+    zmq_close(s);
+    s = zmq_socket(ctx, ZMQ_REQ);
+    t = 30000;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &t, sizeof t);
+    cr_assert_eq(zmq_connect(s, endpoint), 0);
+    cr_assert(zmq_send(s, "{", 1, 0) == 1);
+    int r = zmq_recv(s, reply, sizeof reply - 1, 0);
+    cr_assert(r > 4 && !strncmp(reply, "err ", 4), "ingest no longer answers after the drop");
+    zmq_close(s);
     zmq_ctx_term(ctx);
     cr_assert_eq(fx_stop(pid, SIGTERM, 20000), 0);
     assert_unchanged(before, "ZeroMQ ingest");
@@ -257,8 +280,8 @@ Test(injection, api_path_and_query)
     big[10 + BIG] = '\0';
     char *req = malloc(BIG + 512);
     cr_assert(req);
-    int n = snprintf(req, BIG + 512, "GET %s HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n", big,
-                     key);
+    int n =
+        snprintf(req, BIG + 512, "GET %s HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n", big, key);
     api_resp r;
     int st = api_raw_lenient(port, req, (size_t)n, API_IO_TIMEOUT_MS, &r);
     cr_assert(st == 413 || st == 414 || st == 400 || st == 0, "10 MiB path: %d", st);
@@ -294,7 +317,8 @@ Test(injection, supplier_csv_jsonl_x12_fields)
                               "SKU-1,1;DELETE,DC-EAST,2026-11-20T10:00:00Z,count\n";
     sc_tmp("inj-sup.csv", path, sizeof path);
     write_bytes(path, csv, sizeof csv - 1);
-    const char *a1[] = {"inv-supplier", "--config", cfg, "--supplier", "injc", "--file", path, NULL};
+    const char *a1[] = {"inv-supplier", "--config", cfg,  "--supplier",
+                        "injc",         "--file",   path, NULL};
     int rc = fx_run(a1, NULL, out, sizeof out, 60000);
     cr_assert_neq(rc, 0, "csv feed accepted: %s", out);
     cr_assert(strstr(out, "inj-sup.csv"), "csv rejects do not name the feed: %s", out);
@@ -302,13 +326,14 @@ Test(injection, supplier_csv_jsonl_x12_fields)
     size_t cap = BIG + 4096, n = 0;
     char *jl = malloc(cap);
     cr_assert(jl);
-    n += (size_t)snprintf(jl + n, cap - n,
-                          "{\"sku\":\"a\\u0000b\",\"qty\":1,\"occurred_at\":\"2026-11-20T10:00:00Z\","
-                          "\"kind\":\"count\"}\n"
-                          "{\"sku\":\"SKU-1\",\"qty\":1,\"location\":\"X';--\",\"occurred_at\":"
-                          "\"2026-11-20T10:00:00Z\",\"kind\":\"count\"}\n"
-                          "{\"sku\":\"\xff\",\"qty\":1,\"occurred_at\":\"2026-11-20T10:00:00Z\","
-                          "\"kind\":\"count\"}\n{\"sku\":\"");
+    n += (size_t)snprintf(
+        jl + n, cap - n,
+        "{\"sku\":\"a\\u0000b\",\"qty\":1,\"occurred_at\":\"2026-11-20T10:00:00Z\","
+        "\"kind\":\"count\"}\n"
+        "{\"sku\":\"SKU-1\",\"qty\":1,\"location\":\"X';--\",\"occurred_at\":"
+        "\"2026-11-20T10:00:00Z\",\"kind\":\"count\"}\n"
+        "{\"sku\":\"\xff\",\"qty\":1,\"occurred_at\":\"2026-11-20T10:00:00Z\","
+        "\"kind\":\"count\"}\n{\"sku\":\"");
     memset(jl + n, 'Z', BIG);
     n += BIG;
     n += (size_t)snprintf(jl + n, cap - n,
@@ -317,7 +342,8 @@ Test(injection, supplier_csv_jsonl_x12_fields)
     sc_tmp("inj-sup.jsonl", path, sizeof path);
     write_bytes(path, jl, n);
     free(jl);
-    const char *a2[] = {"inv-supplier", "--config", cfg, "--supplier", "injj", "--file", path, NULL};
+    const char *a2[] = {"inv-supplier", "--config", cfg,  "--supplier",
+                        "injj",         "--file",   path, NULL};
     rc = fx_run(a2, NULL, out, sizeof out, 120000);
     cr_assert_neq(rc, 0, "jsonl feed accepted: %s", out);
     cr_assert(strstr(out, "inj-sup.jsonl"), "jsonl rejects do not name the feed: %s", out);
@@ -334,7 +360,8 @@ Test(injection, supplier_csv_jsonl_x12_fields)
         "CTT*3~SE*13*0001~GE*1*101~IEA*1*000000101~";
     sc_tmp("inj-sup.edi", path, sizeof path);
     write_bytes(path, x12, sizeof x12 - 1);
-    const char *a3[] = {"inv-supplier", "--config", cfg, "--supplier", "injx", "--file", path, NULL};
+    const char *a3[] = {"inv-supplier", "--config", cfg,  "--supplier",
+                        "injx",         "--file",   path, NULL};
     rc = fx_run(a3, NULL, out, sizeof out, 60000);
     cr_assert_neq(rc, 0, "x12 feed accepted: %s", out);
     cr_assert(strstr(out, "inj-sup.edi"), "x12 rejects do not name the feed: %s", out);
@@ -401,7 +428,8 @@ Test(injection, sql_looking_sku_is_stored_verbatim)
     api_add_key("reader", "read", key, sizeof key, NULL, 0);
     pid_t pid;
     int port = api_start("inj-ok.log", NULL, &pid);
-    json_t *j = api_get_json(port, "/v1/stock/x%27%29%3B%20DROP%20TABLE%20ledger%3B%20--", key, 200);
+    json_t *j =
+        api_get_json(port, "/v1/stock/x%27%29%3B%20DROP%20TABLE%20ledger%3B%20--", key, 200);
     cr_assert(!strcmp(json_string_value(json_object_get(j, "sku")), SQLI));
     json_decref(j);
     cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
