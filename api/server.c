@@ -5,11 +5,13 @@
  * wrong: path well-formed (400) -> a route matches (404) -> method GET or
  * HEAD (405) -> API key (401 / 403; 503 while the key table could never be
  * read; each refusal counted by reason in /metrics) -> the key's request
- * rate (429 with Retry-After, ratelimit.h) -> path parameters (400) -> query (414 too long, 400
- * bad) -> PostgreSQL (404 unknown, 503 down). Every reply but /metrics is JSON; errors are
- * {"error": "...", "field": "..." | null}. Requests evhttp itself refuses before routing (request
- * line or headers over the limit, a method token it does not know, a malformed request line) get
- * libevent's own short HTML 400, 413 or 501 reply (not counted in /metrics).
+ * rate (429 with Retry-After, ratelimit.h) -> path parameters (400) ->
+ * query (414 too long, 400 bad) -> PostgreSQL (404 unknown, 503 down).
+ * Every reply but /metrics is JSON; errors are {"error": "...", "field":
+ * "..." | null}. Requests evhttp itself refuses before routing (request
+ * line or headers over the limit, a method token it does not know, a
+ * malformed request line) get libevent's own short HTML 400, 413 or 501
+ * reply (not counted in /metrics).
  */
 #include "server.h"
 
