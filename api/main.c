@@ -296,6 +296,10 @@ int main(int argc, char **argv)
         .tls_cert = cfg.api.tls_cert,
         .tls_key = cfg.api.tls_key,
         .max_batch = cfg.api.max_batch,
+        .rate_per_key = cfg.api.rate_per_key,
+        .burst = cfg.api.burst,
+        .max_header_bytes = cfg.api.max_header_bytes,
+        .max_body_bytes = cfg.api.max_body_bytes,
         .threads = (int)threads,
         .listen_fd = fd,
         .ring = ring,
@@ -317,9 +321,9 @@ int main(int argc, char **argv)
     sf_apikey_ring_counts(ring, &ncfg, &ndb, NULL);
     sf_log(SF_LOG_INFO,
            "listening on %s (%s; %ld threads; %zu keys from the config, %zu from the "
-           "table; max_batch %d)",
+           "table; max_batch %d, rate_per_key %d, burst %d)",
            bound, cfg.api.tls_cert[0] ? "HTTPS only" : "HTTP", threads, ncfg, ndb,
-           cfg.api.max_batch);
+           cfg.api.max_batch, cfg.api.rate_per_key, cfg.api.burst);
 
     int64_t next_reload = mono_ms() + KEY_RELOAD_MS;
     while (!sf_shutdown) {

@@ -9,7 +9,10 @@
 #include <string.h>
 
 static const int met__statuses[API_METRICS_STATUSES] = {200, 201, 400, 401, 403, 404, 405, 409,
-                                                        413, 414, 422, 431, 500, 501, 503};
+                                                        413, 414, 422, 429, 431, 500, 501, 503};
+
+static const char *const met__auth_reasons[API_AUTH__COUNT] = {"missing", "malformed", "unknown",
+                                                               "revoked", "wrong_scope"};
 
 /* Upper bounds in microseconds; the last bucket is +Inf. */
 static const uint64_t met__bounds_us[API_METRICS_BUCKETS - 1] = {
@@ -24,6 +27,20 @@ void api_metrics_init(api_metrics *m)
             atomic_init(&m->bucket[r][b], 0);
         atomic_init(&m->sum_us[r], 0);
     }
+    for (size_t a = 0; a < API_AUTH__COUNT; a++)
+        atomic_init(&m->auth_fail[a], 0);
+    atomic_init(&m->rate_limited, 0);
+}
+
+void api_metrics_auth_fail(api_metrics *m, api_auth_fail why)
+{
+    if ((unsigned)why < API_AUTH__COUNT)
+        atomic_fetch_add_explicit(&m->auth_fail[why], 1, memory_order_relaxed);
+}
+
+void api_metrics_rate_limited(api_metrics *m)
+{
+    atomic_fetch_add_explicit(&m->rate_limited, 1, memory_order_relaxed);
 }
 
 static size_t met__status_slot(int status)
@@ -74,6 +91,26 @@ void api_metrics_render(const api_metrics *const *sets, size_t n, struct evbuffe
                     api_route_name((api_route)r), total);
         }
     }
+    evbuffer_add_printf(out, "# HELP inv_api_auth_failures_total Requests refused for their "
+                             "API key, by reason (401 missing, malformed, unknown, revoked; "
+                             "403 wrong_scope).\n"
+                             "# TYPE inv_api_auth_failures_total counter\n");
+    for (size_t a = 0; a < API_AUTH__COUNT; a++) {
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += met__load(&sets[i]->auth_fail[a]);
+        evbuffer_add_printf(out, "inv_api_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+                            met__auth_reasons[a], total);
+    }
+    uint64_t limited = 0;
+    for (size_t i = 0; i < n; i++)
+        limited += met__load(&sets[i]->rate_limited);
+    evbuffer_add_printf(out,
+                        "# HELP inv_api_rate_limited_total Requests refused with 429: the key "
+                        "was over [api] rate_per_key.\n"
+                        "# TYPE inv_api_rate_limited_total counter\n"
+                        "inv_api_rate_limited_total %" PRIu64 "\n",
+                        limited);
     evbuffer_add_printf(out, "# HELP inv_api_request_duration_seconds Time from the parsed "
                              "request to the queued reply, by route.\n"
                              "# TYPE inv_api_request_duration_seconds histogram\n");

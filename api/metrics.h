@@ -18,10 +18,23 @@
 #include "request.h"
 
 /* Statuses counted separately; any other lands in the "other" slot. */
-#define API_METRICS_STATUSES 15
+#define API_METRICS_STATUSES 16
 #define API_METRICS_BUCKETS 13 /* upper bounds in api_metrics.c; the last is +Inf */
 
+/* Why a request was refused before it reached a handler (401/403/429),
+ * the label of inv_api_auth_failures_total / inv_api_rate_limited_total. */
+typedef enum api_auth_fail {
+    API_AUTH_MISSING = 0, /* no Authorization header */
+    API_AUTH_MALFORMED,   /* not "Bearer sf_<id>_<secret>" */
+    API_AUTH_UNKNOWN,     /* no such key, or a wrong secret */
+    API_AUTH_REVOKED,
+    API_AUTH_WRONG_SCOPE,
+    API_AUTH__COUNT
+} api_auth_fail;
+
 typedef struct api_metrics {
+    _Atomic uint64_t auth_fail[API_AUTH__COUNT];
+    _Atomic uint64_t rate_limited; /* 429: a key over [api] rate_per_key */
     _Atomic uint64_t count[API_R__COUNT][API_METRICS_STATUSES + 1];
     _Atomic uint64_t bucket[API_R__COUNT][API_METRICS_BUCKETS]; /* not cumulative */
     _Atomic uint64_t sum_us[API_R__COUNT];
@@ -32,6 +45,11 @@ void api_metrics_init(api_metrics *m);
 
 /* One request of route answered with status after us microseconds. */
 void api_metrics_observe(api_metrics *m, api_route route, int status, uint64_t us);
+
+/* One refused attempt (counted besides the request itself). */
+void api_metrics_auth_fail(api_metrics *m, api_auth_fail why);
+/* One request refused by the per-key rate limit. */
+void api_metrics_rate_limited(api_metrics *m);
 
 /* Append the Prometheus text of the sum of sets[0..n) to out. */
 void api_metrics_render(const api_metrics *const *sets, size_t n, struct evbuffer *out);

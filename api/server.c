@@ -3,12 +3,15 @@
  *
  * Order of checks for every request, so each answer says the first thing
  * wrong: path well-formed (400) -> a route matches (404) -> method GET or
- * HEAD, POST for /v1/reservations only (405) -> API key (401 / 403; 503 while the key table could
- * never be read) -> path parameters (400) -> query (414 too long, 400 bad) -> PostgreSQL (404
- * unknown, 503 down). Every reply but /metrics is JSON; errors are {"error": "...", "field": "..."
- * | null}. Requests evhttp itself refuses before routing (request line or headers over the limit, a
- * method token it does not know, a malformed request line) get libevent's own short HTML 400, 413
- * or 501 reply (not counted in /metrics).
+ * HEAD, POST for /v1/reservations only (405) -> API key (401 / 403; 503
+ * while the key table could never be read; each refusal counted by reason
+ * in /metrics) -> the key's request rate (429 with Retry-After,
+ * ratelimit.h) -> path parameters (400) -> query (414 too long, 400 bad)
+ * -> PostgreSQL (404 unknown, 503 down). Every reply but /metrics is JSON;
+ * errors are {"error": "...", "field": "..." | null}. Requests evhttp
+ * itself refuses before routing (request line or headers over the limit, a
+ * method token it does not know, a malformed request line) get libevent's
+ * own short HTML 400, 413 or 501 reply (not counted in /metrics).
  */
 #include "server.h"
 
@@ -37,6 +40,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "query.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "reserve.h"
 
@@ -69,9 +73,11 @@ struct api_server {
     sf_broker_tls nats_tls;
     SSL_CTX *ssl_ctx; /* HTTPS when set; shared by the workers (SSL_new is thread-safe) */
     int max_batch;
+    double rate_per_key, burst;
     int64_t now_ms_override; /* 0: the real clock */
     sf_apikey_ring *ring;
     api_rm *rm; /* NULL: every read from PostgreSQL */
+    api_ratelimit *rl; /* per key, shared by the threads */
     atomic_bool stop;
     int n_workers;
     api_worker *workers;
@@ -584,11 +590,25 @@ static bool srv__authorized(srv__ctx *c)
     const char *auth =
         evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
     bool write = c->route == API_R_RESERVE;
+    char name[SF_APIKEY_ID_MAX + 1] = "";
     sf_apikey_verdict v = sf_apikey_ring_check(
-        c->w->srv->ring, auth, write ? SRV_WRITE_SCOPES : SRV_READ_SCOPES, NULL, NULL);
+        c->w->srv->ring, auth, write ? SRV_WRITE_SCOPES : SRV_READ_SCOPES, NULL, name);
+    int retry_s = 1;
     switch (v) {
-    case SF_APIKEY_OK: return true;
+    case SF_APIKEY_OK:
+        if (api_ratelimit_take(c->w->srv->rl, name, srv__mono_us(), &retry_s))
+            return true;
+        api_metrics_rate_limited(&c->w->metrics);
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_s);
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", ra);
+        srv__error(c, 429, "authorization",
+                   "rate limit: key %s is over [api] rate_per_key (%g requests/s, burst %g); "
+                   "retry after %d s",
+                   name, c->w->srv->rate_per_key, c->w->srv->burst, retry_s);
+        return false;
     case SF_APIKEY_FORBIDDEN:
+        api_metrics_auth_fail(&c->w->metrics, API_AUTH_WRONG_SCOPE);
         srv__error(c, 403, "authorization", "%s: this route needs scope %s",
                    sf_apikey_verdict_str(v), write ? "ingest or admin" : "read or admin");
         return false;
@@ -596,6 +616,10 @@ static bool srv__authorized(srv__ctx *c)
         srv__error(c, 503, "authorization", "%s", sf_apikey_verdict_str(v));
         return false;
     default:
+        api_metrics_auth_fail(&c->w->metrics, v == SF_APIKEY_MISSING     ? API_AUTH_MISSING
+                                              : v == SF_APIKEY_MALFORMED ? API_AUTH_MALFORMED
+                                              : v == SF_APIKEY_REVOKED   ? API_AUTH_REVOKED
+                                                                         : API_AUTH_UNKNOWN);
         evhttp_add_header(evhttp_request_get_output_headers(c->req), "WWW-Authenticate",
                           "Bearer realm=\"inv-api\"");
         srv__error(c, 401, "authorization", "%s", sf_apikey_verdict_str(v));
@@ -756,8 +780,8 @@ static sf_status srv__worker_init(api_server *s, api_worker *w, int idx, const a
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
                                             EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     /* Room for a full channel batch in the request line. */
-    evhttp_set_max_headers_size(w->http, (ev_ssize_t)o->max_batch * 200 + 16384);
-    evhttp_set_max_body_size(w->http, API_MAX_BODY);
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)o->max_batch * 200 + o->max_header_bytes);
+    evhttp_set_max_body_size(w->http, o->max_body_bytes);
     evhttp_set_timeout(w->http, API_TIMEOUT_S);
     evhttp_set_gencb(w->http, srv__on_request, w);
     if (s->ssl_ctx)
@@ -801,6 +825,8 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
     atomic_init(&s->nats_down, false);
     pthread_mutex_init(&s->nats_mu, NULL);
     s->max_batch = o->max_batch;
+    s->rate_per_key = o->rate_per_key;
+    s->burst = o->burst;
     s->now_ms_override = o->now_ms_override;
     s->ring = o->ring;
     s->rm = o->rm;
@@ -820,6 +846,8 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
         goto fail;
     }
     if (has_cert && (st = srv__tls_init(s, o->tls_cert, o->tls_key, err)))
+        goto fail;
+    if ((st = api_ratelimit_new(o->rate_per_key, o->burst, &s->rl, err)))
         goto fail;
     for (int i = 0; i < o->threads; i++) {
         s->n_workers = i + 1;
@@ -859,6 +887,7 @@ void api_server_stop(api_server *s)
     pthread_mutex_destroy(&s->nats_mu);
     if (s->ssl_ctx)
         SSL_CTX_free(s->ssl_ctx);
+    api_ratelimit_free(s->rl);
     free(s->workers);
     free(s->pg_dsn);
     free(s->nats_url);

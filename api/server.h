@@ -24,9 +24,8 @@
 #include "sf_error.h"
 
 /* Limits applied to every connection. */
-#define API_TIMEOUT_S 10         /* evhttp read/write timeout: a stalled client is dropped */
-#define API_MAX_BODY (64 * 1024) /* GET routes take no body */
-#define API_QUERY_MAX 4096       /* query bytes, except the channel batch route */
+#define API_TIMEOUT_S 10   /* evhttp read/write timeout: a stalled client is dropped */
+#define API_QUERY_MAX 4096 /* query bytes, except the channel batch route */
 #define API_THREADS_MAX 64
 
 typedef struct api_server api_server;
@@ -43,6 +42,10 @@ typedef struct api_server_opts {
     sf_apikey_ring *ring;    /* shared, not taken over; must outlive the server */
     int64_t now_ms_override; /* the clock of reservation expiry (INV_NOW_MS); 0 = real */
     api_rm *rm; /* GET /v1/stock/{sku} from memory; NULL: from PostgreSQL; not taken over */
+    double rate_per_key;     /* requests per second per key ([api] rate_per_key) */
+    double burst;            /* token bucket size per key ([api] burst) */
+    int max_header_bytes;    /* request line + headers, beyond the channel batch's room */
+    int max_body_bytes;      /* request body */
 } api_server_opts;
 
 /* Start opts->threads serving threads. */

@@ -38,6 +38,7 @@ void sf_config_init(sf_config *cfg)
     cfg->pg.pool = 4;
     cfg->consumer.batch = 2000;
     cfg->consumer.max_deliver = 10;
+    cfg->consumer.max_msg_bytes = 1024; /* an event encodes to at most SF_CODEC_EVENT_MAX (512) */
     cfg->ingest.max_inflight = 4096;
     cfg->ingest.max_line = 65536;
     cfg->ingest.max_future_ms = 300000;
@@ -45,6 +46,10 @@ void sf_config_init(sf_config *cfg)
     cfg->reconciler.poll_ms = 500;
     cfg__copy(cfg->api.listen, sizeof cfg->api.listen, "127.0.0.1:8080");
     cfg->api.max_batch = 1000;
+    cfg->api.rate_per_key = 1000;
+    cfg->api.burst = 2000;
+    cfg->api.max_header_bytes = 16384;
+    cfg->api.max_body_bytes = 65536;
     cfg__copy(cfg->ops.endpoint, sizeof cfg->ops.endpoint, "tcp://127.0.0.1:15560");
     cfg__copy(cfg->ops.sub_endpoint, sizeof cfg->ops.sub_endpoint, "tcp://127.0.0.1:15561");
     cfg->now_ms_override = 0;
@@ -94,6 +99,7 @@ static const cfg__key cfg__keys[] = {
     {"pg", "pool", CFG_INT, CFG_AT(pg.pool), 1, 256},
     {"consumer", "batch", CFG_INT, CFG_AT(consumer.batch), 1, 100000},
     {"consumer", "max_deliver", CFG_INT, CFG_AT(consumer.max_deliver), 1, 1000},
+    {"consumer", "max_msg_bytes", CFG_INT, CFG_AT(consumer.max_msg_bytes), 512, 1048576},
     {"ingest", "max_inflight", CFG_INT, CFG_AT(ingest.max_inflight), 1, 1000000},
     {"ingest", "max_line", CFG_INT, CFG_AT(ingest.max_line), 1024, 16777216},
     {"ingest", "max_future_ms", CFG_I64, CFG_AT(ingest.max_future_ms), 0, 31LL * 86400000},
@@ -103,6 +109,10 @@ static const cfg__key cfg__keys[] = {
     {"api", "max_batch", CFG_INT, CFG_AT(api.max_batch), 1, 100000},
     {"api", "tls_cert", CFG_STR, CFG_AT(api.tls_cert), 0, 0},
     {"api", "tls_key", CFG_STR, CFG_AT(api.tls_key), 0, 0},
+    {"api", "rate_per_key", CFG_INT, CFG_AT(api.rate_per_key), 1, 1000000},
+    {"api", "burst", CFG_INT, CFG_AT(api.burst), 1, 1000000},
+    {"api", "max_header_bytes", CFG_INT, CFG_AT(api.max_header_bytes), 1024, 1048576},
+    {"api", "max_body_bytes", CFG_INT, CFG_AT(api.max_body_bytes), 0, 16777216},
     {"ops", "endpoint", CFG_ENDPOINT, CFG_AT(ops.endpoint), 0, 0},
     {"ops", "sub_endpoint", CFG_ENDPOINT, CFG_AT(ops.sub_endpoint), 0, 0},
 };

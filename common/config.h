@@ -64,6 +64,7 @@ typedef struct sf_config {
     struct {
         int batch;
         int max_deliver;
+        int max_msg_bytes; /* a larger message is sidelined (decode), never decoded */
     } consumer;
     struct {
         int max_inflight;
@@ -80,6 +81,10 @@ typedef struct sf_config {
         /* HTTPS: both set = serve TLS only on listen ("" = plain HTTP) */
         char tls_cert[SF_CONFIG_URL_MAX + 1];
         char tls_key[SF_CONFIG_URL_MAX + 1];
+        int rate_per_key;     /* requests per second per API key (token bucket) */
+        int burst;            /* the bucket's size: requests a key may send at once */
+        int max_header_bytes; /* request line + headers (plus max_batch * 200 of room) */
+        int max_body_bytes;   /* request body */
     } api;
     struct {
         char endpoint[SF_CONFIG_URL_MAX + 1];     /* services PUB here (XSUB side) */

@@ -44,6 +44,7 @@ void sf_applier_opts_init(sf_applier_opts *opts)
     opts->max_future_ms = 300000;
     opts->now_ms_override = 0;
     opts->backoff_max_ms = 5000;
+    opts->max_msg_bytes = 1024;
 }
 
 sf_status sf_applier_new(sf_broker *broker, sf_ledger *ledger, sf_codec *codec,
@@ -154,6 +155,13 @@ static applier__verdict applier__classify(sf_applier *ap, sf_batch *batch, size_
     size_t len = 0;
     const void *data = sf_batch_data(batch, i, &len);
     sf_event *ev = &ap->evs[*n];
+    if (len > (size_t)ap->opts.max_msg_bytes) {
+        /* bigger than any event can encode to: not worth decoding */
+        SF_ERR(why, SF_EINVAL, "message of %zu bytes, larger than [consumer] max_msg_bytes (%d)",
+               len, ap->opts.max_msg_bytes);
+        *reason = "decode";
+        return MSG_SIDELINE;
+    }
     sf_status st = sf_codec_decode_event(ap->codec, data, len, ev, why);
     if (st == SF_ENOTFOUND) {
         *reason = "fingerprint";

@@ -29,6 +29,7 @@ typedef struct sf_applier_opts {
     int64_t max_future_ms;   /* validation bound on occurred_at (300000) */
     int64_t now_ms_override; /* INV_NOW_MS; 0: the real clock */
     int backoff_max_ms;      /* cap of the retry backoff (5000) */
+    int max_msg_bytes;       /* a larger message is sidelined as decode, unread (1024) */
     sf_ops *ops;             /* optional, borrowed: alert.sidelined goes here */
 } sf_applier_opts;
 

@@ -88,6 +88,7 @@ static int run(const sf_config *cfg, int batch_size, int drain, const char *name
     sf_applier_opts_init(&ao);
     ao.max_deliver = cfg->consumer.max_deliver;
     ao.max_future_ms = cfg->ingest.max_future_ms;
+    ao.max_msg_bytes = cfg->consumer.max_msg_bytes;
     ao.now_ms_override = cfg->now_ms_override;
     ao.ops = ops;
     if (sf_applier_new(broker, ledger, codec, &ao, &sf_shutdown, &ap, &err))

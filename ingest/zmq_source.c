@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -123,7 +124,14 @@ sf_status ingest_zmq_run(const ingest_zmq_ctx *ctx, const char *endpoint, ingest
     void *zctx = zmq_ctx_new();
     void *sock = zctx ? zmq_socket(zctx, ZMQ_ROUTER) : NULL;
     int linger = 1000, hwm = 100000;
+    /* A message over max_line gets "err ... longer than max_line"; one far
+     * over it (4 x max_line, at least 16 MiB) is never buffered: libzmq
+     * drops it with the peer's connection. */
+    int64_t maxmsg = (int64_t)ctx->parse->max_line * 4;
+    if (maxmsg < (INT64_C(16) << 20))
+        maxmsg = INT64_C(16) << 20;
     if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm) || zmq_bind(sock, endpoint) != 0) {
         sf_status st = SF_ERR(err, SF_EIO, "zmq %s: %s", endpoint, zmq_strerror(zmq_errno()));

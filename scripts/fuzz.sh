@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fuzz.sh SECONDS: run every libFuzzer target under $FUZZ_BUILD/tests/fuzz
-# for SECONDS each (make fuzz: 300; make test: 10).
+# for SECONDS each (make fuzz: 60; make test: 10).
 #
 # Each target starts from its seed corpus tests/fuzz/corpus/<target>/ (read
 # only) plus a working corpus under var/fuzz/<target>/ that keeps what
@@ -13,7 +13,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-SECONDS_EACH=${1:-300}
+SECONDS_EACH=${1:-60}
 FUZZ_BUILD=${FUZZ_BUILD:-build/fuzz}
 if ! [[ "$SECONDS_EACH" =~ ^[0-9]+$ ]] || ((SECONDS_EACH < 1)); then
     echo "usage: fuzz.sh SECONDS" >&2

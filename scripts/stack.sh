@@ -310,7 +310,7 @@ secure_write_conf() {
         secure_user inv-consumer \
             "\"\$JS.API.CONSUMER.MSG.NEXT.INV_EVENTS.stock-applier\", \"\$JS.ACK.INV_EVENTS.stock-applier.>\", \"inv.dlq.>\", $SECURE_READ" \
             "\"inv.evt.>\", $SECURE_CHANGE"
-        secure_user inv-reconciler "\"inv.chan.>\", \"inv.evt.release.*\", $SECURE_READ" "$SECURE_CHANGE"
+        secure_user inv-reconciler "\"inv.chan.>\", \"inv.evt.release.*\", \"inv.evt.reserve.*\", $SECURE_READ" "$SECURE_CHANGE"
         secure_user inv-api "$SECURE_READ" "\"inv.>\", $SECURE_CHANGE"
         while read -r sup; do
             id=${sup%%:*}

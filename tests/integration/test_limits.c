@@ -1,0 +1,270 @@
+/*
+ * Bounded input (issue 8 point 6) on the real stack: each configurable
+ * limit of inv-api crossed by one request, with the error it must give,
+ * and the refused attempts counted in /metrics:
+ * - [api] rate_per_key / burst: a key gets `burst` requests at once, the
+ *   next is 429 with Retry-After and a message naming rate_per_key; another
+ *   key is not affected; tokens come back at the configured rate;
+ * - failed key checks counted by reason (missing, malformed, unknown,
+ *   revoked, wrong_scope) in inv_api_auth_failures_total;
+ * - [api] max_header_bytes and max_body_bytes: one byte under passes, far
+ *   over is refused by evhttp (413/400 or a close), never served;
+ * - [consumer] max_msg_bytes: a message over it is sidelined to
+ *   inv.dlq.decode unread, naming the limit; the events around it apply;
+ * - a limit key out of range stops inv-api with exit 2 naming it.
+ * docs/security.md lists every limit and the test that crosses it.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "codec.h"
+#include "fixture.h"
+#include "stockcheck.h"
+#include "test_api_http.h"
+
+TestSuite(limits, .init = fx_reset, .fini = api_fini, .timeout = 240);
+
+/* Write text to STACK_DIR/name; the path into path. */
+static void write_cfg(const char *name, const char *text, char *path, size_t size)
+{
+    sc_tmp(name, path, size);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The value of the Prometheus sample line starting with `sample ` in
+ * body, or -1 when absent. */
+static long long metric(const char *body, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *l = body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (!strncmp(l, sample, n) && l[n] == ' ')
+            return atoll(l + n + 1);
+    }
+    return -1;
+}
+
+static char *get_metrics(int port, const char *key)
+{
+    api_resp r;
+    int st = api_get(port, "/metrics", key, &r);
+    cr_assert_eq(st, 200, "/metrics: %d %s", st, r.body);
+    return r.body; /* caller frees */
+}
+
+Test(limits, rate_per_key_gives_429_with_retry_after)
+{
+    api_load_data();
+    char key[128], other[128], admin[128], cfg[512];
+    api_add_key("hasty", "read", key, sizeof key, NULL, 0);
+    api_add_key("calm", "read", other, sizeof other, NULL, 0);
+    api_add_key("ops", "admin", admin, sizeof admin, NULL, 0);
+    write_cfg("limits-rate.ini", "[api]\nrate_per_key = 2\nburst = 3\n", cfg, sizeof cfg);
+    const char *extra[] = {"--config", cfg, NULL};
+    pid_t pid;
+    int port = api_start("limits-rate.log", extra, &pid);
+
+    /* burst 3: three at once pass, the fourth is refused */
+    for (int i = 0; i < 3; i++) {
+        json_t *j = api_get_json(port, "/v1/stock/SKU-A", key, 200);
+        json_decref(j);
+    }
+    api_resp r;
+    int st = api_get(port, "/v1/stock/SKU-A", key, &r);
+    cr_assert_eq(st, 429, "4th request within the burst: %d %s", st, r.body);
+    char ra[32];
+    api_header(&r, "Retry-After", ra, sizeof ra);
+    cr_assert(atoi(ra) >= 1 && atoi(ra) <= 2, "Retry-After '%s'", ra);
+    json_t *j = api_json(&r);
+    cr_assert(strstr(json_string_value(json_object_get(j, "error")), "rate_per_key"), "%s", r.body);
+    cr_assert(strstr(json_string_value(json_object_get(j, "error")), "hasty"), "%s", r.body);
+    json_decref(j);
+    api_resp_free(&r);
+    /* another key has its own bucket */
+    j = api_get_json(port, "/v1/stock/SKU-A", other, 200);
+    json_decref(j);
+    /* 2 tokens a second: one is back within 600 ms */
+    usleep(600 * 1000);
+    j = api_get_json(port, "/v1/stock/SKU-A", key, 200);
+    json_decref(j);
+
+    char *m = get_metrics(port, admin);
+    cr_assert_eq(metric(m, "inv_api_rate_limited_total"), 1, "%s", m);
+    cr_assert_eq(metric(m, "inv_api_requests_total{route=\"stock\",status=\"429\"}"), 1, "%s", m);
+    free(m);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+}
+
+Test(limits, failed_key_checks_counted_by_reason)
+{
+    api_load_data();
+    char reader[128], feeder[128], gone[128], admin[128], out[4096];
+    api_add_key("reader", "read", reader, sizeof reader, NULL, 0);
+    api_add_key("feeder", "ingest", feeder, sizeof feeder, NULL, 0);
+    api_add_key("gone", "read", gone, sizeof gone, NULL, 0);
+    api_add_key("ops", "admin", admin, sizeof admin, NULL, 0);
+    const char *revoke[] = {"invctl", "apikey", "revoke", "gone", NULL};
+    cr_assert_eq(fx_run(revoke, NULL, out, sizeof out, 30000), 0, "%s", out);
+    pid_t pid;
+    int port = api_start("limits-auth.log", NULL, &pid);
+
+    /* a wrong secret for a known id: same length, last character changed */
+    char wrong[128];
+    snprintf(wrong, sizeof wrong, "%s", reader);
+    wrong[strlen(wrong) - 1] = wrong[strlen(wrong) - 1] == 'A' ? 'B' : 'A';
+    api_resp r;
+    cr_assert_eq(api_get(port, "/v1/stock/SKU-A", NULL, &r), 401);
+    api_resp_free(&r);
+    cr_assert_eq(api_get(port, "/v1/stock/SKU-A", "not-a-key", &r), 401);
+    api_resp_free(&r);
+    cr_assert_eq(api_get(port, "/v1/stock/SKU-A", wrong, &r), 401);
+    api_resp_free(&r);
+    cr_assert_eq(api_get(port, "/v1/stock/SKU-A", wrong, &r), 401);
+    api_resp_free(&r);
+    cr_assert_eq(api_get(port, "/v1/stock/SKU-A", gone, &r), 401);
+    api_resp_free(&r);
+    cr_assert_eq(api_get(port, "/v1/stock/SKU-A", feeder, &r), 403);
+    api_resp_free(&r);
+    cr_assert_eq(api_get(port, "/v1/stock/SKU-A", reader, &r), 200);
+    api_resp_free(&r);
+
+    char *m = get_metrics(port, admin);
+    cr_assert_eq(metric(m, "inv_api_auth_failures_total{reason=\"missing\"}"), 1, "%s", m);
+    cr_assert_eq(metric(m, "inv_api_auth_failures_total{reason=\"malformed\"}"), 1, "%s", m);
+    cr_assert_eq(metric(m, "inv_api_auth_failures_total{reason=\"unknown\"}"), 2, "%s", m);
+    cr_assert_eq(metric(m, "inv_api_auth_failures_total{reason=\"revoked\"}"), 1, "%s", m);
+    cr_assert_eq(metric(m, "inv_api_auth_failures_total{reason=\"wrong_scope\"}"), 1, "%s", m);
+    cr_assert_eq(metric(m, "inv_api_rate_limited_total"), 0, "%s", m);
+    free(m);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+}
+
+/* GET /v1/stock/SKU-A with an X-Pad header of pad bytes (and a body of
+ * body bytes when body > 0). */
+static int padded(int port, const char *key, size_t pad, size_t body, api_resp *r)
+{
+    size_t cap = pad + body + 1024;
+    char *req = malloc(cap);
+    cr_assert(req);
+    int n = snprintf(req, cap,
+                     "GET /v1/stock/SKU-A HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Connection: close\r\nContent-Length: %zu\r\nX-Pad: ",
+                     key, body);
+    memset(req + n, 'p', pad);
+    n += (int)pad;
+    n += snprintf(req + n, cap - (size_t)n, "\r\n\r\n");
+    memset(req + n, 'b', body);
+    n += (int)body;
+    int st = api_raw_lenient(port, req, (size_t)n, API_IO_TIMEOUT_MS, r);
+    free(req);
+    return st;
+}
+
+Test(limits, header_and_body_sizes_from_the_config)
+{
+    api_load_data();
+    char key[128], cfg[512];
+    api_add_key("reader", "read", key, sizeof key, NULL, 0);
+    /* max_batch 1 leaves 200 bytes of room for the channel batch */
+    write_cfg("limits-size.ini",
+              "[api]\nmax_batch = 1\nmax_header_bytes = 2048\nmax_body_bytes = 1024\n", cfg,
+              sizeof cfg);
+    const char *extra[] = {"--config", cfg, NULL};
+    pid_t pid;
+    int port = api_start("limits-size.log", extra, &pid);
+    api_resp r;
+    int st = padded(port, key, 1000, 0, &r);
+    cr_assert_eq(st, 200, "1000-byte header under the limit: %d %s", st, r.body);
+    api_resp_free(&r);
+    st = padded(port, key, 4000, 0, &r);
+    cr_assert(st == 413 || st == 400 || st == 431 || st == 0, "4000-byte header: status %d", st);
+    cr_assert(st != 200);
+    api_resp_free(&r);
+    st = padded(port, key, 10, 1000, &r);
+    cr_assert_eq(st, 200, "1000-byte body under the limit: %d %s", st, r.body);
+    api_resp_free(&r);
+    st = padded(port, key, 10, 5000, &r);
+    cr_assert(st == 413 || st == 400 || st == 0, "5000-byte body: status %d", st);
+    api_resp_free(&r);
+    /* still serving */
+    json_t *j = api_get_json(port, "/v1/stock/SKU-A", key, 200);
+    json_decref(j);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+}
+
+Test(limits, limit_keys_out_of_range_are_usage_errors)
+{
+    static const char *const bad[][2] = {
+        {"[api]\nrate_per_key = 0\n", "[api] rate_per_key: out of range: 0"},
+        {"[api]\nburst = -1\n", "[api] burst: out of range"},
+        {"[api]\nmax_header_bytes = 100\n", "[api] max_header_bytes: out of range: 100"},
+        {"[api]\nmax_body_bytes = 99999999\n", "[api] max_body_bytes: out of range"},
+        {"[api]\nmax_batch = 100001\n", "[api] max_batch: out of range"},
+        {"[ingest]\nmax_line = 10\n", "[ingest] max_line: out of range: 10"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cfg[512], out[4096];
+        write_cfg("limits-bad.ini", bad[i][0], cfg, sizeof cfg);
+        const char *argv[] = {"inv-api", "--config", cfg, "--listen", "127.0.0.1:0", NULL};
+        int rc = fx_run(argv, NULL, out, sizeof out, 30000);
+        cr_assert_eq(rc, 2, "%s: exit %d: %s", bad[i][0], rc, out);
+        cr_assert(strstr(out, bad[i][1]) && strstr(out, "limits-bad.ini:2"),
+                  "%s: message lacks '%s': %s", bad[i][0], bad[i][1], out);
+    }
+}
+
+Test(limits, consumer_sidelines_a_message_over_max_msg_bytes)
+{
+    sf_broker *b = NULL;
+    sf_codec *c = NULL;
+    sf_error err;
+    sf_broker_opts bo;
+    sf_broker_opts_init(&bo);
+    bo.urls = fx_env("INV_NATS_URL");
+    cr_assert(sf_broker_connect(&bo, &b, &err) == SF_OK, "%s", err.msg);
+    cr_assert(sf_codec_new(&c, &err) == SF_OK, "%s", err.msg);
+    sf_event ev;
+    sf_event_init(&ev);
+    snprintf(ev.event_id, sizeof ev.event_id, "small-1");
+    ev.kind = SF_KIND_RECEIPT;
+    snprintf(ev.sku, sizeof ev.sku, "SKU-M");
+    snprintf(ev.location, sizeof ev.location, "LOC-1");
+    ev.qty = 5;
+    ev.occurred_at = 1795000000000;
+    snprintf(ev.source, sizeof ev.source, "test");
+    uint8_t buf[SF_CODEC_EVENT_MAX];
+    size_t len;
+    uint64_t seq;
+    cr_assert(sf_codec_encode_event(c, &ev, buf, sizeof buf, &len, &err) == SF_OK, "%s", err.msg);
+    cr_assert(sf_broker_publish_sync(b, "inv.evt.receipt.LOC-1", ev.event_id, NULL, 0, buf, len,
+                                     &seq, &err) == SF_OK,
+              "%s", err.msg);
+    /* 100 kB: a valid header, then padding (far over the default 1024) */
+    size_t big_len = 100000;
+    uint8_t *big = calloc(1, big_len);
+    cr_assert(big);
+    memcpy(big, buf, len);
+    cr_assert(sf_broker_publish_sync(b, "inv.evt.receipt.LOC-1", "big-1", NULL, 0, big, big_len,
+                                     &seq, &err) == SF_OK,
+              "%s", err.msg);
+    free(big);
+    sc_drain(1);
+    cr_assert_eq(fx_query_i64("SELECT on_hand FROM positions WHERE sku = 'SKU-M'"), 5);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger"), 1);
+    char out[65536];
+    const char *argv[] = {"invctl", "dlq", "list", NULL};
+    cr_assert_eq(fx_run(argv, NULL, out, sizeof out, 20000), 0, "%s", out);
+    cr_assert(strstr(out, "inv.dlq.decode") && strstr(out, "max_msg_bytes") &&
+                  strstr(out, "100000 bytes"),
+              "the DLQ does not name the limit: %s", out);
+    sf_codec_free(c);
+    sf_broker_close(b);
+}
