@@ -76,7 +76,7 @@ struct api_server {
     double rate_per_key, burst;
     int64_t now_ms_override; /* 0: the real clock */
     sf_apikey_ring *ring;
-    api_rm *rm; /* NULL: every read from PostgreSQL */
+    api_rm *rm;        /* NULL: every read from PostgreSQL */
     api_ratelimit *rl; /* per key, shared by the threads */
     atomic_bool stop;
     int n_workers;

@@ -42,10 +42,10 @@ typedef struct api_server_opts {
     sf_apikey_ring *ring;    /* shared, not taken over; must outlive the server */
     int64_t now_ms_override; /* the clock of reservation expiry (INV_NOW_MS); 0 = real */
     api_rm *rm; /* GET /v1/stock/{sku} from memory; NULL: from PostgreSQL; not taken over */
-    double rate_per_key;     /* requests per second per key ([api] rate_per_key) */
-    double burst;            /* token bucket size per key ([api] burst) */
-    int max_header_bytes;    /* request line + headers, beyond the channel batch's room */
-    int max_body_bytes;      /* request body */
+    double rate_per_key;  /* requests per second per key ([api] rate_per_key) */
+    double burst;         /* token bucket size per key ([api] burst) */
+    int max_header_bytes; /* request line + headers, beyond the channel batch's room */
+    int max_body_bytes;   /* request body */
 } api_server_opts;
 
 /* Start opts->threads serving threads. */
