@@ -37,6 +37,8 @@ typedef struct api_server_opts {
     int listen_fd;           /* bound and listening, non-blocking; not taken over */
     sf_apikey_ring *ring;    /* shared, not taken over; must outlive the server */
     int64_t now_ms_override; /* the clock of reservation expiry (INV_NOW_MS); 0 = real */
+    /* [ops] sub_endpoint, read for GET /v1/ops/events (sse.h); "" = none */
+    const char *ops_sub_endpoint;
 } api_server_opts;
 
 /* Start opts->threads serving threads. */
