@@ -23,6 +23,7 @@ struct sf_ops {
     void *sock;
     char service[64];
     uint64_t dropped;
+    bool subscribed; /* a reader's subscription reached us */
 };
 
 sf_status sf_ops_open(const char *endpoint, const char *service, sf_ops **out, sf_error *err)
@@ -72,7 +73,7 @@ void sf_ops_send(sf_ops *o, const char *topic, json_t *obj)
     json_object_set_new(obj, "ts", json_integer(sf_now_ms()));
     char sub[256];
     while (zmq_recv(o->sock, sub, sizeof sub, ZMQ_DONTWAIT) >= 0)
-        ; /* subscription notices */
+        o->subscribed |= sub[0] == 1; /* subscription notices */
     char *text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     if (!text) {
@@ -95,6 +96,23 @@ void sf_ops_alert(sf_ops *o, const char *kind, const char *message, json_t *deta
     else
         json_decref(details);
     sf_ops_send(o, topic, obj);
+}
+
+bool sf_ops_wait_reader(sf_ops *o, int ms)
+{
+    if (!o || !o->sock)
+        return false;
+    int64_t until = sf_now_ms() + ms;
+    while (!o->subscribed) {
+        int64_t left = until - sf_now_ms();
+        zmq_pollitem_t it = {o->sock, 0, ZMQ_POLLIN, 0};
+        if (left <= 0 || zmq_poll(&it, 1, (long)left) < 0)
+            return false;
+        char sub[256];
+        while (zmq_recv(o->sock, sub, sizeof sub, ZMQ_DONTWAIT) >= 0)
+            o->subscribed |= sub[0] == 1;
+    }
+    return true;
 }
 
 uint64_t sf_ops_dropped(const sf_ops *o)
