@@ -13,7 +13,7 @@ PACKAGES=(
     nats-server libnats-dev libzmq3-dev libavro-dev libpq-dev libcriterion-dev
     postgresql pkg-config libevent-dev libjansson-dev libcurl4-openssl-dev
     libinih-dev libssl-dev clang libclang-rt-14-dev valgrind make gcc curl clang-format
-    chromium xxd
+    chromium xxd python3
 )
 
 # Print the packages of "$@" that are not installed, one a line. One
