@@ -83,6 +83,7 @@ cat <<MSG
    stock API: KEY=\$($BIN/invctl apikey add me --scope read | tail -n 1); $BIN/inv-api &
               curl -H "Authorization: Bearer \$KEY" localhost:8080/v1/stock/LAMP-OAK-01
    ops feed:  $BIN/invctl ops tail   (inv-api runs the feed's proxy)
-   dashboard: not built yet (issue 10)
+   dashboard: with inv-api running as above, open http://127.0.0.1:8080/dashboard?key=\$KEY
+              (live throughput, lag, services, alerts, stock changes and lookup)
    stop it with: scripts/stack.sh down
 MSG
