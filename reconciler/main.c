@@ -126,7 +126,7 @@ static int run_continuous(const sf_config *cfg, bool drain)
            cfg->reconciler.poll_ms);
     /* Versions a previous run left pending go out first, unchanged. */
     int64_t next_republish = 0, next_stats = mono_ms() + STATS_MS, next_expiry = 0;
-    int64_t next_metrics = 0, metrics_at = 0;
+    int64_t next_metrics = 0, metrics_at = 0, busy_ms = 0, busy_steps = 0;
     uint64_t expired_total = 0, metrics_skus = 0;
     int backoff = 100;
     while (!sf_shutdown) {
@@ -146,8 +146,13 @@ static int run_continuous(const sf_config *cfg, bool drain)
                 drain ? INT64_MAX : mono_ms() + (expired == EXPIRY_BATCH ? 0 : EXPIRY_EVERY_MS);
         }
         size_t claimed = 0;
+        int64_t t0 = mono_ms();
         if (!st)
             st = rec_sync_step(s, CLAIM_BATCH, sf_cli_now_ms(cfg), &claimed, &err);
+        if (!st && claimed) { /* the step's latency, for metrics */
+            busy_ms += mono_ms() - t0;
+            busy_steps++;
+        }
         if (st) {
             /* PostgreSQL away: wait and retry; nothing is lost (dirty rows stay). */
             sf_log(SF_LOG_WARN, "%s (retrying in %d ms)", err.msg, backoff);
@@ -175,11 +180,14 @@ static int run_continuous(const sf_config *cfg, bool drain)
             json_object_set_new(
                 j, "skus_per_s",
                 json_real(secs > 0 ? (double)(m->skus - metrics_skus) / secs : 0.0));
+            json_object_set_new(j, "step_ms",
+                                json_real(busy_steps ? (double)busy_ms / (double)busy_steps : 0.0));
             json_object_set_new(j, "stock_published", json_integer((json_int_t)m->stock_sent));
             json_object_set_new(j, "negative_alerts", json_integer((json_int_t)m->negative));
             sf_ops_send(ops, "metrics.inv-reconciler", j);
             metrics_at = now;
             metrics_skus = m->skus;
+            busy_ms = busy_steps = 0;
             next_metrics = mono_ms() + 1000;
         }
         if (mono_ms() >= next_stats) {

@@ -188,8 +188,9 @@ Test(ops_stock, positions_negative_stock_metrics_and_drift)
     /* metrics.inv-reconciler carries the backlog and the rate */
     cr_assert(feed_wait(&f, "metrics.inv-reconciler", "\"dirty\":0", 1, 5000));
     const msg *m = last_of(&f, "metrics.inv-reconciler");
-    cr_assert(strstr(m->body, "\"skus_per_s\":") && strstr(m->body, "\"stock_published\":"), "%s",
-              m->body);
+    cr_assert(strstr(m->body, "\"skus_per_s\":") && strstr(m->body, "\"stock_published\":") &&
+                  strstr(m->body, "\"step_ms\":"),
+              "%s", m->body);
     cr_assert_eq(count(&f, "alert.negative_stock", NULL), 1,
                  "negative_stock repeated without a change at STORE-1");
 
