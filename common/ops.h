@@ -44,6 +44,10 @@ void sf_ops_alert(sf_ops *o, const char *kind, const char *message, json_t *deta
  * to yet. true when one has; false at the timeout or on a disabled feed. */
 bool sf_ops_wait_reader(sf_ops *o, int ms);
 
+/* Whether some reader subscribes now (through the proxy): lets a sender
+ * skip work whose only use is the feed. */
+bool sf_ops_has_reader(sf_ops *o);
+
 /* Messages dropped so far (queue full or not connected yet). */
 uint64_t sf_ops_dropped(const sf_ops *o);
 

@@ -264,11 +264,12 @@ static sf_status sync__publish(rec_sync *s, sync__row *rows, size_t n, uint64_t 
 }
 
 /* stock.<sku> for the skus of the claim's marker rows (channel NULL, sku
- * set: schemas/sql/007_ops_feed.sql). For eyes only: a failure is logged. */
+ * set: schemas/sql/007_ops_feed.sql), when someone reads the feed. For
+ * eyes only: a failure is logged. */
 static void sync__stock_feed(rec_sync *s, PGresult *res)
 {
-    if (!s->ops)
-        return;
+    if (!sf_ops_has_reader(s->ops))
+        return; /* nobody watches: skip the query */
     sync__arr skus = {0};
     sync__arr_put(&skus, "{", false);
     for (int i = 0, n = PQntuples(res); i < n; i++) {
