@@ -264,7 +264,7 @@ static sf_status sync__publish(rec_sync *s, sync__row *rows, size_t n, uint64_t 
 }
 
 /* stock.<sku> for the skus of the claim's marker rows (channel NULL, sku
- * set: schemas/sql/007_ops_feed.sql), when someone reads the feed. For
+ * set: schemas/sql/008_ops_feed.sql), when someone reads the feed. For
  * eyes only: a failure is logged. */
 static void sync__stock_feed(rec_sync *s, PGresult *res)
 {

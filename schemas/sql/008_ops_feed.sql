@@ -1,4 +1,4 @@
--- 007_ops_feed: sf_reconcile_claim names the skus it claimed, one marker
+-- 008_ops_feed: sf_reconcile_claim names the skus it claimed, one marker
 -- row each (channel NULL, sku set), instead of one anonymous marker row, so
 -- the reconciler can publish stock.<sku> on the ops feed for exactly the
 -- skus whose positions changed (DESIGN.md "Ops dashboard feed"). Every
