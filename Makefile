@@ -92,6 +92,14 @@ $(BIN)/$(2): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c)) $(LIB)
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(word 1,$(subst :, ,$(s))),$(word 2,$(subst :, ,$(s))))))
 
+# inv-api's dashboard page, embedded: api/dashboard.html -> a C array.
+$(BUILD)/gen/dashboard_html.h: api/dashboard.html
+	@mkdir -p $(dir $@)
+	cd api && xxd -i dashboard.html | sed 's/^unsigned/static const unsigned/' > $(abspath $@).tmp
+	mv $@.tmp $@
+$(BUILD)/api/dashboard.o: $(BUILD)/gen/dashboard_html.h
+$(BUILD)/api/dashboard.o: CFLAGS += -I$(BUILD)/gen
+
 # --- tests --------------------------------------------------------------------
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(INGEST_LIB) $(SUPPLIER_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)

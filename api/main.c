@@ -25,8 +25,9 @@
  * If PostgreSQL is down the last table read stays in force. It also waits
  * for SIGINT/SIGTERM, then stops the threads (requests in hand finish).
  *
- * Not here yet (issue 10, later): GET /dashboard, GET /v1/ops/events (SSE),
- * the ZeroMQ ops proxy, check-and-reserve; those paths answer 404.
+ * The ops feed: the XSUB/XPUB proxy runs here (common/ops.h); GET
+ * /v1/ops/events bridges it to server-sent events (sse.h) and GET
+ * /dashboard serves the page that shows it (dashboard.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -72,9 +73,13 @@ static void usage(FILE *out)
             "and location\n"
             "  GET /healthz                                 PostgreSQL and NATS (no key)\n"
             "  GET /metrics                                 Prometheus text\n"
-            "Every route but /healthz needs 'Authorization: Bearer sf_<id>_<secret>' with\n"
-            "scope read or admin (invctl apikey add NAME --scope read). docs/openapi.yaml\n"
-            "describes every answer.\n"
+            "  GET /dashboard                               the ops dashboard page (no key)\n"
+            "  GET /v1/ops/events[?key=K&topics=P1,P2]      the ops feed as server-sent "
+            "events\n"
+            "Every route but /healthz and /dashboard needs 'Authorization: Bearer\n"
+            "sf_<id>_<secret>' (or ?key= on /v1/ops/events) with scope read or admin\n"
+            "(invctl apikey add NAME --scope read). docs/openapi.yaml describes every\n"
+            "answer.\n"
             "\n"
             "  --listen ADDR   host:port to listen on (default [api] listen, 127.0.0.1:8080;\n"
             "                  port 0 picks a free port, logged as 'listening on ...')\n"
@@ -304,7 +309,8 @@ int main(int argc, char **argv)
         .listen_fd = fd,
         .ring = ring,
         .rm = rm,
-        .now_ms_override = cfg.now_ms_override};
+        .now_ms_override = cfg.now_ms_override,
+        .ops_sub_endpoint = cfg.ops.sub_endpoint};
     if (api_server_start(&so, &srv, &err)) {
         fprintf(stderr, "inv-api: %s\n", err.msg);
         goto out;

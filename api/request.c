@@ -19,8 +19,8 @@
 #define REQ_SEGS_MAX 8 /* no route is longer; deeper paths are 404 */
 
 static const char *const req__route_names[API_R__COUNT] = {
-    "stock",   "stock_location", "channel_stock", "ledger",  "reservation",
-    "reserve", "healthz",        "metrics",       "unknown",
+    "stock",   "stock_location", "channel_stock", "ledger",     "reservation", "reserve",
+    "healthz", "metrics",        "dashboard",     "ops_events", "unknown",
 };
 
 const char *api_route_name(api_route route)
@@ -158,6 +158,8 @@ typedef struct req__route_def {
 static const req__route_def req__routes[] = {
     {API_R_HEALTHZ, 1, {"healthz"}},
     {API_R_METRICS, 1, {"metrics"}},
+    {API_R_DASHBOARD, 1, {"dashboard"}},
+    {API_R_OPS_EVENTS, 3, {"v1", "ops", "events"}},
     {API_R_STOCK, 3, {"v1", "stock", "{sku}"}},
     {API_R_STOCK_LOCATION, 5, {"v1", "stock", "{sku}", "locations", "{location}"}},
     {API_R_CHANNEL_STOCK, 4, {"v1", "channels", "{channel}", "stock"}},

@@ -33,6 +33,8 @@ typedef enum api_route {
     API_R_RESERVE,        /* POST /v1/reservations (reserve.h) */
     API_R_HEALTHZ,        /* /healthz */
     API_R_METRICS,        /* /metrics */
+    API_R_DASHBOARD,      /* /dashboard (public page, api/dashboard.h) */
+    API_R_OPS_EVENTS,     /* /v1/ops/events (server-sent events, api/sse.h) */
     API_R_UNKNOWN,        /* anything else (404) or unparsable (400) */
     API_R__COUNT
 } api_route;

@@ -37,12 +37,14 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "dashboard.h"
 #include "log.h"
 #include "metrics.h"
 #include "query.h"
 #include "ratelimit.h"
 #include "request.h"
 #include "reserve.h"
+#include "sse.h"
 
 #define SRV_TICK_MS 100
 #define SRV_LEDGER_LIMIT_DEFAULT 100
@@ -84,6 +86,7 @@ struct api_server {
     pthread_mutex_t nats_mu; /* guards broker creation */
     sf_broker *broker;       /* NULL until /healthz first connects */
     atomic_bool nats_down;   /* the outage is logged already */
+    api_sse_hub *sse;        /* GET /v1/ops/events */
 };
 
 static int64_t srv__mono_us(void)
@@ -579,16 +582,15 @@ static void srv__metrics(srv__ctx *c)
                         "# TYPE inv_api_threads gauge\n"
                         "inv_api_threads %d\n",
                         cfg_keys, db_keys, s->n_workers);
+    api_sse_render_metrics(s->sse, b);
     srv__send(c, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
 }
 
 /* ------------------------------------------------------------------ routing --- */
 
-static bool srv__authorized(srv__ctx *c)
+static bool srv__authorized_as(srv__ctx *c, const char *auth)
 {
-    const char *auth =
-        evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
     bool write = c->route == API_R_RESERVE;
     char name[SF_APIKEY_ID_MAX + 1] = "";
     sf_apikey_verdict v = sf_apikey_ring_check(
@@ -627,11 +629,96 @@ static bool srv__authorized(srv__ctx *c)
     }
 }
 
+static bool srv__authorized(srv__ctx *c)
+{
+    return srv__authorized_as(
+        c, evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization"));
+}
+
+/* GET /dashboard: public; ?key= is for the page's script only. */
+static void srv__dashboard(srv__ctx *c, api_request *rq, const char *query)
+{
+    static const char *const keyonly[] = {"key", NULL};
+    if (query && strlen(query) > API_QUERY_MAX) {
+        srv__error(c, 414, "query", "query string of %zu bytes, longer than %d", strlen(query),
+                   API_QUERY_MAX);
+        return;
+    }
+    if (!api_request_query(rq, query, 1, keyonly, "query")) {
+        srv__error(c, rq->status, rq->field, "%s", rq->error);
+        return;
+    }
+    size_t len = 0;
+    const unsigned char *html = api_dashboard_html(&len);
+    struct evbuffer *b = evbuffer_new();
+    if (!b || evbuffer_add_reference(b, html, len, NULL, NULL) != 0) {
+        if (b)
+            evbuffer_free(b);
+        srv__error(c, 500, NULL, "out of memory");
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Security-Policy",
+                      API_DASHBOARD_CSP);
+    srv__send(c, 200, "text/html; charset=utf-8", b);
+    evbuffer_free(b);
+}
+
+/* GET /v1/ops/events: the key as Authorization or ?key= (an EventSource
+ * cannot send headers); ?topics= prefixes. */
+static void srv__ops_events(srv__ctx *c, api_request *rq, const char *query)
+{
+    static const char *const allowed[] = {"key", "topics", NULL};
+    if (query && strlen(query) > API_QUERY_MAX) {
+        srv__error(c, 414, "query", "query string of %zu bytes, longer than %d", strlen(query),
+                   API_QUERY_MAX);
+        return;
+    }
+    if (!api_request_query(rq, query, 2, allowed, "query")) {
+        srv__error(c, rq->status, rq->field, "%s", rq->error);
+        return;
+    }
+    const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
+    const char *key = api_request_get(rq, "key");
+    char bearer[API_QUERY_MAX + 16];
+    if (!hdr && key)
+        snprintf(bearer, sizeof bearer, "Bearer %s", key);
+    if (!srv__authorized_as(c, hdr || !key ? hdr : bearer))
+        return;
+    const char *topics = api_request_get(rq, "topics");
+    sf_error err;
+    if (api_sse_check_topics(topics, &err)) {
+        srv__error(c, 400, "topics", "%s", err.msg);
+        return;
+    }
+    if (!api_sse_enabled(c->w->srv->sse)) {
+        srv__error(c, 503, NULL, "the ops feed is not configured ([ops] sub_endpoint)");
+        return;
+    }
+    if (evhttp_request_get_command(c->req) == EVHTTP_REQ_HEAD) {
+        struct evbuffer *b = evbuffer_new();
+        if (b) {
+            srv__send(c, 200, "text/event-stream; charset=utf-8", b);
+            evbuffer_free(b);
+        }
+        return;
+    }
+    api_metrics_observe(&c->w->metrics, c->route, 200, (uint64_t)(srv__mono_us() - c->t0_us));
+    api_sse_attach(c->w->srv->sse, c->w->idx, c->req, topics);
+}
+
 static void srv__dispatch(srv__ctx *c, api_request *rq, bool params_ok, const char *query)
 {
     api_server *s = c->w->srv;
     if (c->route == API_R_HEALTHZ) {
         srv__healthz(c);
+        return;
+    }
+    if (c->route == API_R_DASHBOARD) {
+        srv__dashboard(c, rq, query);
+        return;
+    }
+    if (c->route == API_R_OPS_EVENTS) {
+        srv__ops_events(c, rq, query);
         return;
     }
     if (!srv__authorized(c))
@@ -854,6 +941,16 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
         if ((st = srv__worker_init(s, &s->workers[i], i, o, err)))
             goto fail;
     }
+    struct event_base *bases[API_THREADS_MAX];
+    for (int i = 0; i < s->n_workers; i++)
+        bases[i] = s->workers[i].base;
+    api_sse_opts sso;
+    api_sse_opts_init(&sso);
+    sso.sub_endpoint = o->ops_sub_endpoint;
+    sso.bases = bases;
+    sso.n_bases = s->n_workers;
+    if ((st = api_sse_hub_start(&sso, &s->sse, err)))
+        goto fail;
     for (int i = 0; i < s->n_workers; i++) {
         api_worker *w = &s->workers[i];
         if (pthread_create(&w->thread, NULL, srv__worker_main, w) != 0) {
@@ -878,6 +975,7 @@ void api_server_stop(api_server *s)
         if (s->workers[i].running)
             pthread_join(s->workers[i].thread, NULL);
     }
+    api_sse_hub_free(s->sse); /* its streams live on the workers' bases */
     for (int i = 0; i < s->n_workers; i++)
         srv__worker_free(&s->workers[i]);
     if (s->broker) {

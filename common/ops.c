@@ -23,7 +23,23 @@ struct sf_ops {
     void *sock;
     char service[64];
     uint64_t dropped;
+    long subs; /* topics readers subscribe to: +1 per subscribe notice, -1 per unsubscribe */
 };
+
+/* Read the subscription notices the XPUB queued (byte 1 = subscribe, 0 =
+ * unsubscribe; without ZMQ_XPUB_VERBOSE one per topic, from the first
+ * reader and after the last). */
+static void ops__notices(sf_ops *o)
+{
+    char sub[256];
+    int n;
+    while ((n = zmq_recv(o->sock, sub, sizeof sub, ZMQ_DONTWAIT)) >= 0) {
+        if (n > 0 && sub[0] == 1)
+            o->subs++;
+        else if (n > 0 && sub[0] == 0 && o->subs > 0)
+            o->subs--;
+    }
+}
 
 sf_status sf_ops_open(const char *endpoint, const char *service, sf_ops **out, sf_error *err)
 {
@@ -70,9 +86,7 @@ void sf_ops_send(sf_ops *o, const char *topic, json_t *obj)
     }
     json_object_set_new(obj, "service", json_string(o->service));
     json_object_set_new(obj, "ts", json_integer(sf_now_ms()));
-    char sub[256];
-    while (zmq_recv(o->sock, sub, sizeof sub, ZMQ_DONTWAIT) >= 0)
-        ; /* subscription notices */
+    ops__notices(o);
     char *text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     if (!text) {
@@ -95,6 +109,30 @@ void sf_ops_alert(sf_ops *o, const char *kind, const char *message, json_t *deta
     else
         json_decref(details);
     sf_ops_send(o, topic, obj);
+}
+
+bool sf_ops_wait_reader(sf_ops *o, int ms)
+{
+    if (!o || !o->sock)
+        return false;
+    int64_t until = sf_now_ms() + ms;
+    ops__notices(o);
+    while (o->subs == 0) {
+        int64_t left = until - sf_now_ms();
+        zmq_pollitem_t it = {o->sock, 0, ZMQ_POLLIN, 0};
+        if (left <= 0 || zmq_poll(&it, 1, (long)left) < 0)
+            return false;
+        ops__notices(o);
+    }
+    return true;
+}
+
+bool sf_ops_has_reader(sf_ops *o)
+{
+    if (!o || !o->sock)
+        return false;
+    ops__notices(o);
+    return o->subs > 0;
 }
 
 uint64_t sf_ops_dropped(const sf_ops *o)

@@ -18,6 +18,7 @@
 #define SF_OPS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sf_error.h"
@@ -36,6 +37,16 @@ void sf_ops_send(sf_ops *o, const char *topic, json_t *obj);
 
 /* alert.<kind> with a human message and optional details (stolen). */
 void sf_ops_alert(sf_ops *o, const char *kind, const char *message, json_t *details);
+
+/* Wait up to ms until a reader's subscription has reached this publisher
+ * (the proxy forwards them): a short-lived process (a batch job) would
+ * otherwise send into the void, since a PUB drops what no one subscribed
+ * to yet. true when one has; false at the timeout or on a disabled feed. */
+bool sf_ops_wait_reader(sf_ops *o, int ms);
+
+/* Whether some reader subscribes now (through the proxy): lets a sender
+ * skip work whose only use is the feed. */
+bool sf_ops_has_reader(sf_ops *o);
 
 /* Messages dropped so far (queue full or not connected yet). */
 uint64_t sf_ops_dropped(const sf_ops *o);

@@ -20,6 +20,8 @@
 
 #include "cli.h"
 #include "db.h"
+#include "log.h"
+#include "ops.h"
 #include "progress.h"
 
 enum { AUDIT_BATCH_SKUS = 500, AUDIT_REPAIR_TRIES = 5 };
@@ -44,6 +46,9 @@ static const char AUDIT_NEXT_SQL[] =
 static const char AUDIT_DRIFT_SQL[] =
     "SELECT sku, location, ref, field, stored, rebuilt FROM sf_audit_drift($1, $2)";
 
+#define AUDIT_ALERT_SAMPLE 20
+#define AUDIT_ALERT_WAIT_MS 1000 /* for the ops feed's reader to be connected */
+
 static const char AUDIT_REPAIR_SQL[] = "SELECT sf_audit_repair($1, $2, $3::jsonb)";
 
 typedef struct audit__run {
@@ -51,6 +56,7 @@ typedef struct audit__run {
     PGconn *pg;
     FILE *spool; /* result lines until the job ends: nothing partial on failure */
     uint64_t checked, drifts, repaired;
+    json_t *sample; /* the first AUDIT_ALERT_SAMPLE drifts, for alert.drift */
 } audit__run;
 
 /* A failed batch names its sku range. */
@@ -182,6 +188,15 @@ static sf_status audit__batch(audit__run *r, const char *lo, const char *hi, sf_
             continue;
         }
         st = audit__emit(r, res, i, err);
+        if (!st && json_array_size(r->sample) < AUDIT_ALERT_SAMPLE)
+            json_array_append_new(
+                r->sample,
+                json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:s?}", "sku", PQgetvalue(res, i, 0),
+                          "location", PQgetvalue(res, i, 1), "ref",
+                          PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2), "field",
+                          PQgetvalue(res, i, 3), "stored",
+                          PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4), "rebuilt",
+                          PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5)));
         if (!st && keys)
             st = audit__add_key(keys, res, i, err);
         r->drifts++;
@@ -243,11 +258,34 @@ static sf_status audit__write(const audit__run *r, FILE *out, sf_error *err)
     return SF_OK;
 }
 
+/* alert.drift on the ops feed, once per run that found drift: the counts
+ * and the first drifts. */
+static void audit__alert(audit__run *r, sf_ops *ops)
+{
+    if (!r->drifts)
+        return;
+    if (!sf_ops_wait_reader(ops, AUDIT_ALERT_WAIT_MS))
+        return; /* nobody listens */
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "audit: %" PRIu64 " drifts in %" PRIu64 " positions checked (%" PRIu64 " repaired)",
+             r->drifts, r->checked, r->repaired);
+    sf_ops_alert(ops, "drift", msg,
+                 json_pack("{s:I, s:I, s:I, s:O}", "checked", (json_int_t)r->checked, "drifts",
+                           (json_int_t)r->drifts, "repaired", (json_int_t)r->repaired, "sample",
+                           r->sample));
+}
+
 int rec_audit(const sf_config *cfg, const rec_audit_opts *o, FILE *out, FILE *progress)
 {
-    audit__run r = {.o = o};
+    audit__run r = {.o = o, .sample = json_array()};
     sf_error err;
     sf_error_clear(&err);
+    /* Opened first, so its subscription has arrived by the end. */
+    sf_ops *ops = NULL;
+    sf_error oerr;
+    if (sf_ops_open(cfg->ops.endpoint, "inv-reconciler", &ops, &oerr))
+        sf_log(SF_LOG_WARN, "ops feed: %s (no alert.drift)", oerr.msg);
     rec_progress p;
     bool shown = false;
     char *lo = NULL, *hi = NULL;
@@ -289,6 +327,10 @@ int rec_audit(const sf_config *cfg, const rec_audit_opts *o, FILE *out, FILE *pr
         rec_progress_end(&p);
     if (!st)
         st = audit__write(&r, out, &err);
+    if (!st)
+        audit__alert(&r, ops);
+    sf_ops_close(ops);
+    json_decref(r.sample);
 
     free(lo);
     free(hi);

@@ -133,8 +133,8 @@ static int run_continuous(const sf_config *cfg, bool drain)
            cfg->reconciler.poll_ms);
     /* Versions a previous run left pending go out first, unchanged. */
     int64_t next_republish = 0, next_stats = mono_ms() + STATS_MS, next_expiry = 0;
-    int64_t next_metrics = 0;
-    uint64_t expired_total = 0;
+    int64_t next_metrics = 0, metrics_at = 0, busy_ms = 0, busy_steps = 0;
+    uint64_t expired_total = 0, metrics_skus = 0;
     int backoff = 100;
     while (!sf_shutdown) {
         sf_status st = SF_OK;
@@ -157,8 +157,13 @@ static int run_continuous(const sf_config *cfg, bool drain)
         if (!st)
             st = rec_relay_step(relay, RELAY_BATCH, &relayed, &err);
         size_t claimed = 0;
+        int64_t t0 = mono_ms();
         if (!st)
             st = rec_sync_step(s, CLAIM_BATCH, sf_cli_now_ms(cfg), &claimed, &err);
+        if (!st && claimed) { /* the step's latency, for metrics */
+            busy_ms += mono_ms() - t0;
+            busy_steps++;
+        }
         if (st) {
             /* PostgreSQL away: wait and retry; nothing is lost (dirty rows stay). */
             sf_log(SF_LOG_WARN, "%s (retrying in %d ms)", err.msg, backoff);
@@ -169,13 +174,31 @@ static int run_continuous(const sf_config *cfg, bool drain)
         backoff = 100;
         if (mono_ms() >= next_metrics) { /* metrics.<service> once a second */
             const rec_sync_stats *m = rec_sync_stats_get(s);
-            sf_ops_send(ops, "metrics.inv-reconciler",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "skus_claimed",
-                                  (json_int_t)m->skus, "versions_published",
-                                  (json_int_t)m->published, "republished",
-                                  (json_int_t)m->republished, "unacknowledged",
-                                  (json_int_t)m->failed, "expired_found", (json_int_t)expired_total,
-                                  "ops_dropped", (json_int_t)sf_ops_dropped(ops)));
+            uint64_t dirty = 0;
+            sf_error derr;
+            if (rec_sync_backlog(s, &dirty, &derr))
+                dirty = 0; /* PostgreSQL away: the next step says so */
+            int64_t now = mono_ms();
+            double secs = metrics_at ? (double)(now - metrics_at) / 1000.0 : 0;
+            json_t *j =
+                json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "skus_claimed", (json_int_t)m->skus,
+                          "versions_published", (json_int_t)m->published, "republished",
+                          (json_int_t)m->republished, "unacknowledged", (json_int_t)m->failed,
+                          "expired_found", (json_int_t)expired_total, "ops_dropped",
+                          (json_int_t)sf_ops_dropped(ops));
+            /* the backlog (dirty skus: the reconciler's lag) and the rates */
+            json_object_set_new(j, "dirty", json_integer((json_int_t)dirty));
+            json_object_set_new(
+                j, "skus_per_s",
+                json_real(secs > 0 ? (double)(m->skus - metrics_skus) / secs : 0.0));
+            json_object_set_new(j, "step_ms",
+                                json_real(busy_steps ? (double)busy_ms / (double)busy_steps : 0.0));
+            json_object_set_new(j, "stock_published", json_integer((json_int_t)m->stock_sent));
+            json_object_set_new(j, "negative_alerts", json_integer((json_int_t)m->negative));
+            sf_ops_send(ops, "metrics.inv-reconciler", j);
+            metrics_at = now;
+            metrics_skus = m->skus;
+            busy_ms = busy_steps = 0;
             next_metrics = mono_ms() + 1000;
         }
         if (mono_ms() >= next_stats) {

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "db.h"
 #include "log.h"
+#include "ops_feed.h"
 
 enum { SYNC_FLUSH_MS = 10000 };
 
@@ -33,6 +34,7 @@ struct rec_sync {
     char dsn[SF_CONFIG_URL_MAX + 1];
     sf_codec *codec;
     sf_publisher *pub;
+    rec_opsfeed *feed;
     rec_sync_stats stats;
 };
 
@@ -75,6 +77,8 @@ sf_status rec_sync_new(const sf_config *cfg, sf_broker *b, sf_ops *ops, rec_sync
     snprintf(s->dsn, sizeof s->dsn, "%s", cfg->pg.dsn);
     sf_status st = sf_codec_new(&s->codec, err);
     if (!st)
+        st = rec_opsfeed_new(ops, &s->feed, err);
+    if (!st)
         st = sync__ensure_publisher(s, err);
     if (!st)
         st = sync__connect(s, err);
@@ -91,6 +95,7 @@ void rec_sync_free(rec_sync *s)
     if (!s)
         return;
     sf_publisher_free(s->pub);
+    rec_opsfeed_free(s->feed);
     sf_codec_free(s->codec);
     if (s->conn)
         PQfinish(s->conn);
@@ -258,6 +263,42 @@ static sf_status sync__publish(rec_sync *s, sync__row *rows, size_t n, uint64_t 
     return sync__mark_sent(s, rows, n, err);
 }
 
+/* stock.<sku> for the skus of the claim's marker rows (channel NULL, sku
+ * set: schemas/sql/008_ops_feed.sql), when someone reads the feed. For
+ * eyes only: a failure is logged. */
+static void sync__stock_feed(rec_sync *s, PGresult *res)
+{
+    if (!sf_ops_has_reader(s->ops))
+        return; /* nobody watches: skip the query */
+    sync__arr skus = {0};
+    sync__arr_put(&skus, "{", false);
+    for (int i = 0, n = PQntuples(res); i < n; i++) {
+        if (PQgetisnull(res, i, 0) && !PQgetisnull(res, i, 1))
+            sync__arr_put(&skus, PQgetvalue(res, i, 1), true);
+    }
+    sync__arr_put(&skus, "}", false);
+    sf_error err;
+    if (skus.failed)
+        sf_log(SF_LOG_WARN, "ops feed: out of memory for the stock of %zu skus", skus.n);
+    else if (skus.n > 0 && rec_opsfeed_positions(s->feed, s->conn, skus.buf, &err))
+        sf_log(SF_LOG_WARN, "ops feed: stock not published: %s", err.msg);
+    free(skus.buf);
+    rec_opsfeed_counts(s->feed, &s->stats.stock_sent, &s->stats.negative);
+}
+
+sf_status rec_sync_backlog(rec_sync *s, uint64_t *n, sf_error *err)
+{
+    *n = 0;
+    sf_status st = sync__connect(s, err);
+    PGresult *res = NULL;
+    if (!st)
+        st = sf_db_query(s->conn, "SELECT count(*) FROM dirty", 0, NULL, &res, err);
+    if (!st)
+        *n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return st;
+}
+
 sf_status rec_sync_step(rec_sync *s, int batch, int64_t now_ms, size_t *claimed, sf_error *err)
 {
     *claimed = 0;
@@ -286,6 +327,7 @@ sf_status rec_sync_step(rec_sync *s, int batch, int64_t now_ms, size_t *claimed,
     }
     if (PQntuples(res) > 0)
         *claimed = (size_t)strtoul(PQgetvalue(res, 0, 5), NULL, 10);
+    sync__stock_feed(s, res);
     sync__row *rows = NULL;
     size_t n = 0;
     st = sync__rows(res, &rows, &n, err);

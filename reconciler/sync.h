@@ -36,6 +36,8 @@ typedef struct rec_sync_stats {
     uint64_t published;   /* versions published and acknowledged */
     uint64_t republished; /* pending versions published again */
     uint64_t failed;      /* publishes not acknowledged (left pending) */
+    uint64_t stock_sent;  /* stock.<sku> messages on the ops feed (ops_feed.h) */
+    uint64_t negative;    /* alert.negative_stock sent */
 } rec_sync_stats;
 
 /* Connects to PostgreSQL (cfg->pg.dsn) and listens on inv_dirty; publishes
@@ -44,6 +46,9 @@ typedef struct rec_sync_stats {
 sf_status rec_sync_new(const sf_config *cfg, sf_broker *b, sf_ops *ops, rec_sync **out,
                        sf_error *err) SF_MUSTCHECK;
 void rec_sync_free(rec_sync *s);
+
+/* Dirty skus waiting to be claimed (the reconciler's backlog). */
+sf_status rec_sync_backlog(rec_sync *s, uint64_t *n, sf_error *err) SF_MUSTCHECK;
 
 /* Claim up to batch dirty skus, record, publish, mark sent. *claimed: how
  * many skus were claimed (0: nothing was dirty). now_ms stamps computed_at.

@@ -105,14 +105,43 @@ for sku in TSHIRT-BLK-M MUG-WHT-12OZ LAMP-OAK-01 WIDGET-L SPROCKET-20 PAPER-A4 U
     echo
 done
 
+# inv-api stays up with the stack, so the dashboard URL below works: on
+# 127.0.0.1:8080 (DESIGN.md's default) unless DEMO_API_LISTEN says otherwise.
+API_LISTEN=${DEMO_API_LISTEN:-127.0.0.1:8080}
+if [[ -r var/inv-api.pid ]] && kill -0 "$(<var/inv-api.pid)" 2>/dev/null; then
+    kill "$(<var/inv-api.pid)" 2>/dev/null || true # a previous demo's
+    sleep 0.5
+fi
+DKEY=$("$BIN/invctl" apikey add "demo-dashboard-$(date +%s)" --scope read 2>/dev/null | grep '^sf_')
+setsid "$BIN/inv-api" --listen "$API_LISTEN" >var/inv-api.log 2>&1 </dev/null &
+echo $! >var/inv-api.pid
+API_UP=""
+for _ in $(seq 50); do
+    grep -q 'listening on' var/inv-api.log 2>/dev/null && API_UP=1 && break
+    kill -0 "$(<var/inv-api.pid)" 2>/dev/null || break
+    sleep 0.1
+done
+
 cat <<MSG
 == the stack is still running
    INV_NATS_URL=$INV_NATS_URL
    INV_PG_DSN=$INV_PG_DSN
    try: INV_PG_DSN="$INV_PG_DSN" $BIN/invctl stock TSHIRT-BLK-M --json
-   stock API: KEY=\$($BIN/invctl apikey add me --scope read | tail -n 1); $BIN/inv-api &
-              curl -H "Authorization: Bearer \$KEY" localhost:8080/v1/stock/LAMP-OAK-01
-   ops feed:  $BIN/invctl ops tail   (inv-api runs the feed's proxy)
-   dashboard: not built yet (issue 10)
-   stop it with: scripts/stack.sh down
 MSG
+if [[ -n "$API_UP" ]]; then
+    cat <<MSG
+   inv-api (pid $(<var/inv-api.pid), log var/inv-api.log) with a read key made for you:
+   dashboard: http://$API_LISTEN/dashboard?key=$DKEY
+              (live throughput, lag, services, alerts, stock changes and lookup)
+   stock API: curl -H "Authorization: Bearer $DKEY" http://$API_LISTEN/v1/stock/LAMP-OAK-01
+   ops feed:  $BIN/invctl ops tail
+   stop it with: kill \$(cat var/inv-api.pid); scripts/stack.sh down
+MSG
+else
+    cat <<MSG
+   inv-api did not start on $API_LISTEN (see var/inv-api.log; DEMO_API_LISTEN=HOST:PORT
+   picks another address): start it with $BIN/inv-api --listen HOST:PORT, then open
+   http://HOST:PORT/dashboard?key=$DKEY
+   stop the stack with: scripts/stack.sh down
+MSG
+fi

@@ -14,6 +14,7 @@ PACKAGES=(
     postgresql pkg-config libevent-dev libjansson-dev libcurl4-openssl-dev
     libinih-dev libssl-dev clang libclang-rt-14-dev valgrind make gcc curl clang-format
     openssl wrk
+    chromium xxd python3
 )
 
 # Print the packages of "$@" that are not installed, one a line. One

@@ -377,6 +377,8 @@ static int run_watch(supplier_env *env, const sf_suppliers *sups)
         }
     }
     sf_log(SF_LOG_INFO, "watching %s/inbox (%zu suppliers)", root, sups->n);
+    int64_t metrics_at_ms = 0;
+    uint64_t metrics_published = 0;
     while (!sf_shutdown) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -387,13 +389,21 @@ static int run_watch(supplier_env *env, const sf_suppliers *sups)
             if (pollers[i] && mono >= sf_http_poller_next_at(pollers[i]))
                 (void)poll_http(env, sup, pollers[i], NULL);
         }
-        sf_ops_send(env->ops, "metrics.inv-supplier",
-                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "suppliers",
-                              (json_int_t)sups->n, "feeds", (json_int_t)env->feeds, "published",
-                              (json_int_t)env->published, "duplicate", (json_int_t)env->duplicate,
-                              "rejected", (json_int_t)env->rejected, "failed",
-                              (json_int_t)env->failed, "ops_dropped",
-                              (json_int_t)sf_ops_dropped(env->ops)));
+        json_t *mj = json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "suppliers", (json_int_t)sups->n, "feeds",
+            (json_int_t)env->feeds, "published", (json_int_t)env->published, "duplicate",
+            (json_int_t)env->duplicate, "rejected", (json_int_t)env->rejected, "failed",
+            (json_int_t)env->failed, "ops_dropped", (json_int_t)sf_ops_dropped(env->ops));
+        /* the publish rate since the last report (the dashboard's chart) */
+        int64_t now_ms = sf_now_ms();
+        json_object_set_new(mj, "events_per_s",
+                            json_real(metrics_at_ms && now_ms > metrics_at_ms
+                                          ? (double)(env->published - metrics_published) * 1000.0 /
+                                                (double)(now_ms - metrics_at_ms)
+                                          : 0.0));
+        metrics_at_ms = now_ms;
+        metrics_published = env->published;
+        sf_ops_send(env->ops, "metrics.inv-supplier", mj);
         if (env->a->once)
             break;
         for (int t = 0; t < SCAN_MS / 50 && !sf_shutdown; t++)

@@ -500,8 +500,8 @@ Test(api, http_errors_are_json_and_never_crash)
     expect_error(port, key, "//", 404, "path");
     expect_error(port, key, "/v1/stock", 404, "path");
     expect_error(port, key, "/v1/stock/SKU-A/", 404, "path");
-    expect_error(port, key, "/dashboard", 404, "path");
-    expect_error(port, key, "/v1/ops/events", 404, "path");
+    expect_error(port, key, "/dashboard/x", 404, "path");
+    expect_error(port, key, "/v1/ops/events/x", 404, "path");
     expect_error(port, key, "/v1/stock//locations/DC-EAST", 400, "sku");
     expect_error(port, key, "/v1/stock/%zz", 400, "path");
     expect_error(port, key, "/v1/stock/a%2", 400, "path");
