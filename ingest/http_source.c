@@ -68,6 +68,7 @@ struct ingest_http {
     bool thread_started, keys_started;
     PGconn *keys_pg; /* the keys thread's */
     bool keys_failing;
+    pthread_mutex_t stats_mu; /* stats are read by other threads (metrics) */
     ingest_http_stats stats;
     char bound[HTTP__ADDR_MAX];
 };
@@ -158,7 +159,9 @@ static void http__shed(ingest_http *h, struct evhttp_request *req, int retry_s, 
     char v[16];
     snprintf(v, sizeof v, "%d", retry_s);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", v);
+    pthread_mutex_lock(&h->stats_mu);
     h->stats.shed++;
+    pthread_mutex_unlock(&h->stats_mu);
     http__error(req, 503, NULL, "%s; nothing was published, send the body again", why);
 }
 
@@ -174,10 +177,12 @@ static void http__req_free(http__req *rq)
 static void http__finish(ingest_http *h, http__req *rq)
 {
     ingest_body_counts c = ingest_body_count(rq->body);
+    pthread_mutex_lock(&h->stats_mu);
     h->stats.accepted += c.accepted;
     h->stats.duplicate += c.duplicate;
     h->stats.rejected += c.rejected;
     h->stats.failed += c.failed;
+    pthread_mutex_unlock(&h->stats_mu);
     h->queued_bytes -= rq->bytes;
     struct evhttp_request *req = rq->req;
     if (rq->internal_error) {
@@ -394,7 +399,9 @@ static void http__on_request(struct evhttp_request *req, void *arg)
     h->tail = rq;
     h->queued_bytes += len;
     h->backlog_bytes += len;
+    pthread_mutex_lock(&h->stats_mu);
     h->stats.requests++;
+    pthread_mutex_unlock(&h->stats_mu);
     http__pump(h);
     http__sweep(h); /* a body of rejected lines only is answered now */
     event_del(h->tick);
@@ -510,7 +517,15 @@ static void http__free(ingest_http *h)
         event_base_free(h->base);
     if (h->keys_pg)
         PQfinish(h->keys_pg);
+    pthread_mutex_destroy(&h->stats_mu);
     free(h);
+}
+
+void ingest_http_stats_get(ingest_http *h, ingest_http_stats *out)
+{
+    pthread_mutex_lock(&h->stats_mu);
+    *out = h->stats;
+    pthread_mutex_unlock(&h->stats_mu);
 }
 
 sf_status ingest_http_start(const ingest_http_opts *o, const char *addr, ingest_http **out,
@@ -528,6 +543,7 @@ sf_status ingest_http_start(const ingest_http_opts *o, const char *addr, ingest_
         return SF_ERR(err, SF_ENOMEM, "out of memory");
     h->o = *o;
     atomic_init(&h->stop, false);
+    pthread_mutex_init(&h->stats_mu, NULL);
     sf_sender_opts so;
     sf_sender_opts_init(&so);
     so.max_inflight = o->max_inflight;

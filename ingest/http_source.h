@@ -73,4 +73,7 @@ sf_status ingest_http_start(const ingest_http_opts *o, const char *addr, ingest_
  * NULL. NULL h is a no-op. */
 void ingest_http_stop(ingest_http *h, ingest_http_stats *stats);
 
+/* The counts so far; callable from any thread while h runs. */
+void ingest_http_stats_get(ingest_http *h, ingest_http_stats *out);
+
 #endif

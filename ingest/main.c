@@ -10,6 +10,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,47 @@ typedef struct ingest_args {
     long retry_for_s;
 } ingest_args;
 
+/* metrics.inv-ingest for the long-running sources, once a second: the
+ * ZeroMQ and HTTP counts so far and the events/s both took since the last
+ * message (file runs send their own, per file). Called on the main thread
+ * only (the ZeroMQ loop's hook, or the wait loop of an HTTP-only run), the
+ * one thread that uses ops. */
+typedef struct ingest__metrics_state {
+    sf_ops *ops;
+    ingest_http *http;
+    int64_t at_ms;
+    uint64_t taken; /* zmq ok + http accepted/duplicate at the last message */
+} ingest__metrics_state;
+
+static void ingest__metrics(const ingest_zmq_stats *zs, void *arg)
+{
+    ingest__metrics_state *m = arg;
+    int64_t now = sf_now_ms();
+    ingest_http_stats hs = {0};
+    if (m->http)
+        ingest_http_stats_get(m->http, &hs);
+    uint64_t taken = (zs ? zs->ok : 0) + hs.accepted + hs.duplicate;
+    double secs = (double)(now - m->at_ms) / 1000.0;
+    json_t *o =
+        json_pack("{s:f, s:I}", "events_per_s", secs > 0 ? (double)(taken - m->taken) / secs : 0.0,
+                  "ops_dropped", (json_int_t)sf_ops_dropped(m->ops));
+    if (o && zs)
+        json_object_set_new(o, "zmq",
+                            json_pack("{s:I, s:I, s:I, s:I}", "received", (json_int_t)zs->received,
+                                      "ok", (json_int_t)zs->ok, "rejected",
+                                      (json_int_t)zs->rejected, "failed", (json_int_t)zs->failed));
+    if (o && m->http)
+        json_object_set_new(o, "http",
+                            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "requests",
+                                      (json_int_t)hs.requests, "shed", (json_int_t)hs.shed,
+                                      "accepted", (json_int_t)hs.accepted, "duplicate",
+                                      (json_int_t)hs.duplicate, "rejected", (json_int_t)hs.rejected,
+                                      "failed", (json_int_t)hs.failed));
+    sf_ops_send(m->ops, "metrics.inv-ingest", o);
+    m->at_ms = now;
+    m->taken = taken;
+}
+
 static int run(const sf_config *cfg, const ingest_args *a)
 {
     sf_error err;
@@ -104,6 +146,7 @@ static int run(const sf_config *cfg, const ingest_args *a)
         sf_ops_open(cfg->ops.endpoint, "inv-ingest", &ops, &err))
         goto out;
 
+    ingest__metrics_state ms = {.ops = ops, .at_ms = sf_now_ms()};
     int failed = 0;
     ingest_file_ctx fctx = {.broker = broker,
                             .max_inflight = cfg->ingest.max_inflight,
@@ -139,12 +182,15 @@ static int run(const sf_config *cfg, const ingest_args *a)
         ho.ring = ring;
         if (ingest_http_start(&ho, a->http, &http, &err))
             goto out;
+        ms.http = http;
     }
     if (a->zmq && !sf_shutdown) {
         ingest_zmq_ctx zctx = {.broker = broker,
                                .max_inflight = cfg->ingest.max_inflight,
                                .parse = &po,
-                               .stop = &sf_shutdown};
+                               .stop = &sf_shutdown,
+                               .every_second = ingest__metrics,
+                               .arg = &ms};
         ingest_zmq_stats zs;
         if (ingest_zmq_run(&zctx, a->zmq, &zs, &err))
             goto out;
@@ -156,6 +202,8 @@ static int run(const sf_config *cfg, const ingest_args *a)
     while (http && !sf_shutdown) {
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
+        if (sf_now_ms() - ms.at_ms >= 1000)
+            ingest__metrics(NULL, &ms);
     }
     rc = failed;
 out:

@@ -155,7 +155,12 @@ sf_status ingest_zmq_run(const ingest_zmq_ctx *ctx, const char *endpoint, ingest
         return st;
     }
     sf_log(SF_LOG_INFO, "zmq ROUTER listening on %s", endpoint);
+    int64_t tick_ms = sf_now_ms();
     while (!*ctx->stop) {
+        if (ctx->every_second && sf_now_ms() - tick_ms >= 1000) {
+            tick_ms = sf_now_ms();
+            ctx->every_second(stats, ctx->arg);
+        }
         zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
         zmq_poll(&item, 1, 5);
         for (int k = 0; k < 1024 && (item.revents & ZMQ_POLLIN); k++) {

@@ -16,11 +16,17 @@
 #include "event_parse.h"
 #include "sender.h"
 
+struct ingest_zmq_stats;
+
 typedef struct ingest_zmq_ctx {
     sf_broker *broker; /* publishes; also to refuse fast while disconnected */
     int max_inflight;  /* publish window */
     const sf_parse_opts *parse;
     volatile sig_atomic_t *stop;
+    /* Called once a second from the serving loop (its thread) with the
+     * counts so far, when set: inv-ingest's metrics.inv-ingest. */
+    void (*every_second)(const struct ingest_zmq_stats *so_far, void *arg);
+    void *arg;
 } ingest_zmq_ctx;
 
 typedef struct ingest_zmq_stats {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "broker.h"
 #include "fixture.h"
@@ -534,4 +535,68 @@ Test(ingest_http, sigterm_answers_the_request_in_flight)
     api_resp_free(&r);
     cr_assert_eq(fx_stop(pid, 0, 30000), 0, "exit status after SIGTERM; see %s", log);
     cr_assert_eq(events_stored(), N);
+}
+
+/* metrics.inv-ingest once a second while --http runs (and the same hook
+ * serves --zmq): the ops endpoint is a SUB socket of this test, bound on a
+ * free port, so nothing else of the suite is involved. */
+Test(ingest_http, publishes_metrics_inv_ingest_every_second)
+{
+    void *zctx = zmq_ctx_new();
+    void *sub = zmq_socket(zctx, ZMQ_SUB);
+    cr_assert(sub && zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "metrics.inv-ingest", 18) == 0);
+    cr_assert(zmq_bind(sub, "tcp://127.0.0.1:*") == 0, "bind: %s", zmq_strerror(zmq_errno()));
+    char endpoint[256];
+    size_t elen = sizeof endpoint;
+    cr_assert(zmq_getsockopt(sub, ZMQ_LAST_ENDPOINT, endpoint, &elen) == 0);
+    setenv("INV_OPS_ENDPOINT", endpoint, 1);
+
+    char key[256], log[512];
+    api_add_key("metered", "ingest", key, sizeof key, NULL, 0);
+    pid_t pid;
+    int port = ih_start(NULL, &pid, log, sizeof log);
+    unsetenv("INV_OPS_ENDPOINT");
+    api_resp r;
+    int st = ih_post(port, key, EV("m-1", "SKU-M", 1) EV("m-2", "SKU-M", 2), &r);
+    cr_assert_eq(st, 202, "status %d: %s", st, r.body);
+
+    /* the first messages may predate the request: wait for accepted == 2 */
+    int timeout = 1000;
+    cr_assert(zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout) == 0);
+    int64_t deadline = fx_now_ms() + 10000;
+    int seen = 0;
+    json_t *http = NULL, *msg = NULL;
+    while (fx_now_ms() < deadline) {
+        char topic[64], body[4096];
+        int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
+        if (n < 0)
+            continue;
+        topic[n < (int)sizeof topic - 1 ? n : (int)sizeof topic - 1] = '\0';
+        int more = 0;
+        size_t ml = sizeof more;
+        zmq_getsockopt(sub, ZMQ_RCVMORE, &more, &ml);
+        cr_assert(more, "metrics message without its JSON frame");
+        int b = zmq_recv(sub, body, sizeof body - 1, 0);
+        cr_assert(b > 0);
+        body[b < (int)sizeof body - 1 ? b : (int)sizeof body - 1] = '\0';
+        cr_assert(!strcmp(topic, "metrics.inv-ingest"), "topic %s", topic);
+        seen++;
+        json_decref(msg);
+        msg = json_loads(body, 0, NULL);
+        cr_assert(msg, "not JSON: %s", body);
+        http = json_object_get(msg, "http");
+        cr_assert(json_is_object(http), "no http section: %s", body);
+        cr_assert(json_is_number(json_object_get(msg, "events_per_s")), "%s", body);
+        if (json_integer_value(json_object_get(http, "accepted")) == 2)
+            break;
+    }
+    cr_assert(http && json_integer_value(json_object_get(http, "accepted")) == 2,
+              "no metrics.inv-ingest with http.accepted 2 in 10 s (%d messages)", seen);
+    cr_assert_eq(json_integer_value(json_object_get(http, "requests")), 1);
+    const char *svc = json_string_value(json_object_get(msg, "service"));
+    cr_assert(svc && !strcmp(svc, "inv-ingest"));
+    json_decref(msg);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 20000), 0, "inv-ingest did not exit 0 on SIGTERM");
+    zmq_close(sub);
+    zmq_ctx_term(zctx);
 }
