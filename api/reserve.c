@@ -1,5 +1,5 @@
 /*
- * reserve: request checks and the one sf_reserve() call (see reserve.h).
+ * reserve: request checks and the reserver's batches (see reserve.h).
  *
  * The checks here are the API's edge: every field is bounded and checked
  * before PostgreSQL sees it, and the RESERVE event is then built and put
@@ -11,27 +11,14 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
-
-#define RES_STMT "api_reserve"
-#define RES_STATEMENT_TIMEOUT "SET statement_timeout = 10000"
-#define RES_ATTEMPTS 3 /* a lost connection or a deadlock victim is run again */
-
-static const char RES_SQL[] =
-    "SELECT status, event_id, location, expires_at, available, replay"
-    " FROM sf_reserve($1, $2, $3, $4, $5, $6::bigint, NULLIF($7, ''), NULLIF($8, ''),"
-    " $9::bigint, $10::bigint, $11)";
-
-struct api_reserve {
-    char *dsn;
-    PGconn *pg;             /* NULL until connected */
-    int64_t last_notify_ms; /* monotonic */
-};
 
 /* ------------------------------------------------------------------ parsing --- */
 
@@ -179,42 +166,86 @@ void api_reserve_event_id(const api_reserve_req *rq, char *out, size_t size)
     snprintf(out, size, "rsv-%s", hex);
 }
 
-/* ----------------------------------------------------------------- database --- */
+/* ----------------------------------------------------------------- reserver --- */
 
-sf_status api_reserve_new(const char *dsn, api_reserve **out, sf_error *err)
+#define RES_STMT "api_reserve_batch"
+#define RES_STATEMENT_TIMEOUT "SET statement_timeout = 10000"
+#define RES_ATTEMPTS 3 /* a lost connection or a deadlock victim: the batch is run again */
+#define RES_NOTIFY_MS 50
+
+static const char RES_SQL[] =
+    "SELECT i, status, event_id, location, expires_at, available, replay"
+    " FROM sf_reserve_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11)";
+#define RES_NPARAMS 11
+
+/* One reserver thread and its PostgreSQL session. */
+typedef struct res__session {
+    struct api_reserver *r;
+    PGconn *pg; /* NULL until connected */
+    pthread_t thread;
+    bool started;
+} res__session;
+
+struct api_reserver {
+    char *dsn;
+    int max_batch, max_queue, threads;
+    res__session session[API_RESERVE_THREADS_MAX];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    api_reserve_job *head, *tail; /* FIFO; guarded by mu */
+    int queued;                   /* guarded by mu */
+    bool stopping;                /* guarded by mu */
+    api_reserver_stats stats;     /* guarded by mu */
+    int64_t last_notify_ms;       /* guarded by mu */
+};
+
+void api_reserver_opts_init(api_reserver_opts *o)
 {
-    *out = NULL;
-    api_reserve *r = calloc(1, sizeof *r);
-    if (!r || !(r->dsn = strdup(dsn))) {
-        free(r);
-        return SF_ERR(err, SF_ENOMEM, "out of memory");
-    }
-    *out = r;
-    return SF_OK;
+    memset(o, 0, sizeof *o);
+    o->max_batch = API_RESERVE_BATCH;
+    o->max_queue = API_RESERVE_QUEUE;
+    o->threads = API_RESERVE_THREADS;
 }
 
-void api_reserve_free(api_reserve *r)
+/* Build the RESERVE of a request and put it through the gate every
+ * producer's events pass. */
+static sf_status res__event(const api_reserve_job *job, sf_event *ev, sf_error *err)
 {
-    if (!r)
-        return;
-    if (r->pg)
-        PQfinish(r->pg);
-    free(r->dsn);
-    free(r);
+    const api_reserve_req *rq = &job->rq;
+    sf_event_init(ev);
+    api_reserve_event_id(rq, ev->event_id, sizeof ev->event_id);
+    ev->kind = SF_KIND_RESERVE;
+    snprintf(ev->sku, sizeof ev->sku, "%s", rq->sku);
+    /* The channel form's location is picked by sf_reserve_batch; any valid
+     * one stands in for the check. */
+    snprintf(ev->location, sizeof ev->location, "%s", rq->location[0] ? rq->location : "X");
+    ev->qty = rq->qty;
+    ev->occurred_at = job->now_ms;
+    snprintf(ev->source, sizeof ev->source, API_RESERVE_SOURCE);
+    ev->has_ref = true;
+    snprintf(ev->ref, sizeof ev->ref, "%s", rq->ref);
+    if (rq->channel[0]) {
+        ev->has_channel = true;
+        snprintf(ev->channel, sizeof ev->channel, "%s", rq->channel);
+    }
+    ev->has_expires_at = true;
+    ev->expires_at = job->now_ms + rq->ttl_s * 1000;
+    return sf_event_validate(ev, job->now_ms, 0, err);
 }
 
 /* Connect and prepare the statement. */
-static sf_status res__connect(api_reserve *r, sf_error *err)
+static sf_status res__connect(res__session *r, sf_error *err)
 {
     bool fresh = false;
-    sf_status st = sf_db_ensure(&r->pg, r->dsn, &fresh, err);
+    sf_status st = sf_db_ensure(&r->pg, r->r->dsn, &fresh, err);
     if (st || !fresh)
         return st;
     if ((st = sf_db_exec(r->pg, RES_STATEMENT_TIMEOUT, err)))
         goto fail;
     PGresult *res = PQprepare(r->pg, RES_STMT, RES_SQL, 0, NULL);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        st = sf_db_fail(r->pg, res, "prepare sf_reserve (run invctl setup?)", err);
+        st = sf_db_fail(r->pg, res, "prepare sf_reserve_batch (run invctl setup?)", err);
         PQclear(res);
         goto fail;
     }
@@ -226,80 +257,261 @@ fail:
     return st;
 }
 
-static void res__copy(char *dst, size_t size, const PGresult *res, int col)
+static void res__copy(char *dst, size_t size, const PGresult *res, int row, int col)
 {
-    snprintf(dst, size, "%s", PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
+    snprintf(dst, size, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
 }
 
-sf_status api_reserve_run(api_reserve *r, const api_reserve_req *rq, int64_t now_ms,
-                          api_reserve_result *out, sf_error *err)
+static int64_t res__bigint(const PGresult *res, int row, int col)
 {
-    memset(out, 0, sizeof *out);
-    sf_event ev;
-    sf_event_init(&ev);
-    api_reserve_event_id(rq, ev.event_id, sizeof ev.event_id);
-    ev.kind = SF_KIND_RESERVE;
-    snprintf(ev.sku, sizeof ev.sku, "%s", rq->sku);
-    /* The channel form's location is picked by sf_reserve; any valid one
-     * stands in for the check. */
-    snprintf(ev.location, sizeof ev.location, "%s", rq->location[0] ? rq->location : "X");
-    ev.qty = rq->qty;
-    ev.occurred_at = now_ms;
-    snprintf(ev.source, sizeof ev.source, API_RESERVE_SOURCE);
-    ev.has_ref = true;
-    snprintf(ev.ref, sizeof ev.ref, "%s", rq->ref);
-    if (rq->channel[0]) {
-        ev.has_channel = true;
-        snprintf(ev.channel, sizeof ev.channel, "%s", rq->channel);
-    }
-    ev.has_expires_at = true;
-    ev.expires_at = now_ms + rq->ttl_s * 1000;
-    sf_status st = sf_event_validate(&ev, now_ms, 0, err);
-    if (st)
-        return st;
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
 
-    char qty[24], ttl[24], now[24], exp[24], request[SF_STR_MAX * 4 + 64];
-    snprintf(qty, sizeof qty, "%" PRId64, rq->qty);
-    snprintf(ttl, sizeof ttl, "%" PRId64, rq->ttl_s);
-    snprintf(now, sizeof now, "%" PRId64, now_ms);
-    snprintf(exp, sizeof exp, "%" PRId64, ev.expires_at);
-    snprintf(request, sizeof request, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", rq->ref, rq->sku, qty,
-             rq->location, rq->channel, ttl);
-    const char *params[11] = {rq->key, request, ev.event_id,       rq->ref,
-                              rq->sku, qty,     rq->location,      rq->channel,
-                              now,     exp,     API_RESERVE_SOURCE};
-    for (int attempt = 1;; attempt++) {
-        if ((st = res__connect(r, err))) {
-            if (attempt < RES_ATTEMPTS && st == SF_EUNAVAIL)
+/* Run the valid jobs of a batch (job[k]->st == SF_OK) as one statement;
+ * on failure every one of them gets the error. */
+static void res__run(res__session *r, api_reserve_job **job, int n)
+{
+    enum { KEY, REQUEST, EVENT_ID, REF, SKU, QTY, LOCATION, CHANNEL, AT, EXPIRES, NARR };
+    sf_db_array arr[NARR];
+    for (int a = 0; a < NARR; a++)
+        sf_db_array_init(&arr[a]);
+    int idx[API_RESERVE_BATCH_MAX]; /* statement row -> job */
+    int m = 0;
+    for (int k = 0; k < n; k++) {
+        api_reserve_job *jb = job[k];
+        sf_event ev;
+        if ((jb->st = res__event(jb, &ev, &jb->err)))
+            continue;
+        const api_reserve_req *rq = &jb->rq;
+        char request[SF_STR_MAX * 4 + 64];
+        snprintf(request, sizeof request, "%s\x1f%s\x1f%" PRId64 "\x1f%s\x1f%s\x1f%" PRId64,
+                 rq->ref, rq->sku, rq->qty, rq->location, rq->channel, rq->ttl_s);
+        sf_db_array_add(&arr[KEY], rq->key);
+        sf_db_array_add(&arr[REQUEST], request);
+        sf_db_array_add(&arr[EVENT_ID], ev.event_id);
+        sf_db_array_add(&arr[REF], rq->ref);
+        sf_db_array_add(&arr[SKU], rq->sku);
+        sf_db_array_add_int(&arr[QTY], rq->qty);
+        sf_db_array_add(&arr[LOCATION], rq->location[0] ? rq->location : NULL);
+        sf_db_array_add(&arr[CHANNEL], rq->channel[0] ? rq->channel : NULL);
+        sf_db_array_add_int(&arr[AT], ev.occurred_at);
+        sf_db_array_add_int(&arr[EXPIRES], ev.expires_at);
+        idx[m++] = k;
+    }
+    const char *params[RES_NPARAMS];
+    sf_status st = SF_OK;
+    sf_error err;
+    for (int a = 0; a < NARR; a++) {
+        if (!(params[a] = sf_db_array_end(&arr[a])))
+            st = SF_ERR(&err, SF_ENOMEM, "out of memory for a batch of %d reservations", m);
+    }
+    params[NARR] = API_RESERVE_SOURCE;
+    for (int attempt = 1; !st && m > 0; attempt++) {
+        if ((st = res__connect(r, &err))) {
+            if (attempt < RES_ATTEMPTS && st == SF_EUNAVAIL) {
+                st = SF_OK;
                 continue;
-            return st;
+            }
+            break;
         }
-        PGconn *pg = r->pg;
-        PGresult *res = PQexecPrepared(pg, RES_STMT, 11, params, NULL, NULL, 0);
-        if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-            out->status = atoi(PQgetvalue(res, 0, 0));
-            res__copy(out->event_id, sizeof out->event_id, res, 1);
-            res__copy(out->location, sizeof out->location, res, 2);
-            out->expires_at = PQgetisnull(res, 0, 3) ? 0 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-            out->available = PQgetisnull(res, 0, 4) ? 0 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-            out->replay = PQgetvalue(res, 0, 5)[0] == 't';
+        PGresult *res = PQexecPrepared(r->pg, RES_STMT, RES_NPARAMS, params, NULL, NULL, 0);
+        if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == m) {
+            for (int row = 0; row < m; row++) {
+                int i = atoi(PQgetvalue(res, row, 0));
+                if (i < 1 || i > m)
+                    continue; /* cannot happen: the function numbers its input */
+                api_reserve_result *o = &job[idx[i - 1]]->res;
+                o->status = atoi(PQgetvalue(res, row, 1));
+                res__copy(o->event_id, sizeof o->event_id, res, row, 2);
+                res__copy(o->location, sizeof o->location, res, row, 3);
+                o->expires_at = res__bigint(res, row, 4);
+                o->available = res__bigint(res, row, 5);
+                o->replay = PQgetvalue(res, row, 6)[0] == 't';
+            }
             PQclear(res);
-            return SF_OK;
+            break;
         }
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         bool deadlock = state && (!strcmp(state, "40P01") || !strcmp(state, "40001"));
-        st = sf_db_fail(pg, res, "sf_reserve", err);
+        st = sf_db_fail(r->pg, res, "sf_reserve_batch", &err);
         PQclear(res);
         if (attempt < RES_ATTEMPTS && (deadlock || st == SF_EUNAVAIL))
-            continue; /* safe: the key makes a repeat return the first answer */
-        return st;
+            st = SF_OK; /* safe: each key makes a repeat return the first answer */
+        else
+            break;
     }
+    for (int k = 0; st && k < m; k++) {
+        job[idx[k]]->st = st;
+        job[idx[k]]->err = err;
+    }
+    for (int a = 0; a < NARR; a++)
+        sf_db_array_free(&arr[a]);
 }
 
-void api_reserve_notify(api_reserve *r, int64_t mono_ms)
+/* Wake the reconciler (NOTIFY inv_dirty: recompute the channels, relay the
+ * outbox), at most every RES_NOTIFY_MS from all sessions together. It
+ * runs after the batch's commit, on its own: a NOTIFY holds a database-wide
+ * lock through its commit. A skipped or failed wake-up is covered by the
+ * reconciler's poll. */
+static void res__notify(res__session *ss)
 {
-    if (!r->pg || mono_ms - r->last_notify_ms < API_RESERVE_NOTIFY_MS)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    api_reserver *r = ss->r;
+    pthread_mutex_lock(&r->mu);
+    bool due = now - r->last_notify_ms >= RES_NOTIFY_MS;
+    if (due)
+        r->last_notify_ms = now;
+    pthread_mutex_unlock(&r->mu);
+    if (due && ss->pg)
+        PQclear(PQexec(ss->pg, "NOTIFY inv_dirty"));
+}
+
+/* Take the next batch off the queue: up to max_batch jobs, oldest first,
+ * each key once (a repeat stays queued for a later batch). Called with mu
+ * held; returns 0 when stopping with nothing queued. */
+static int res__take(api_reserver *r, api_reserve_job **job)
+{
+    while (!r->head && !r->stopping)
+        pthread_cond_wait(&r->cv, &r->mu);
+    int n = 0;
+    api_reserve_job **link = &r->head, *prev = NULL;
+    while (*link && n < r->max_batch) {
+        api_reserve_job *jb = *link;
+        bool repeat = false;
+        for (int k = 0; k < n && !repeat; k++)
+            repeat = !strcmp(job[k]->rq.key, jb->rq.key);
+        if (repeat) {
+            prev = jb;
+            link = &jb->next;
+            continue;
+        }
+        *link = jb->next;
+        if (r->tail == jb)
+            r->tail = prev;
+        jb->next = NULL;
+        job[n++] = jb;
+        r->queued--;
+    }
+    if (n > 0) {
+        r->stats.batches++;
+        r->stats.requests += n;
+        if (n > r->stats.largest)
+            r->stats.largest = n;
+    }
+    return n;
+}
+
+static void *res__main(void *arg)
+{
+    res__session *ss = arg;
+    api_reserver *r = ss->r;
+    api_reserve_job *job[API_RESERVE_BATCH_MAX];
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        int n = res__take(r, job);
+        pthread_mutex_unlock(&r->mu);
+        if (n == 0)
+            break;
+        res__run(ss, job, n);
+        bool granted = false;
+        for (int k = 0; k < n; k++)
+            granted |= !job[k]->st && job[k]->res.status == 201 && !job[k]->res.replay;
+        for (int k = 0; k < n; k++)
+            job[k]->done(job[k]); /* the job is the caller's again */
+        if (granted)
+            res__notify(ss);
+    }
+    return NULL;
+}
+
+sf_status api_reserver_start(const api_reserver_opts *o, api_reserver **out, sf_error *err)
+{
+    *out = NULL;
+    if (o->max_batch < 1 || o->max_batch > API_RESERVE_BATCH_MAX)
+        return SF_ERR(err, SF_EINVAL, "reservation batch: %d is not in 1..%d", o->max_batch,
+                      API_RESERVE_BATCH_MAX);
+    if (o->threads < 1 || o->threads > API_RESERVE_THREADS_MAX)
+        return SF_ERR(err, SF_EINVAL, "reservation threads: %d is not in 1..%d", o->threads,
+                      API_RESERVE_THREADS_MAX);
+    if (o->max_queue < 1)
+        return SF_ERR(err, SF_EINVAL, "reservation queue: %d must be at least 1", o->max_queue);
+    api_reserver *r = calloc(1, sizeof *r);
+    if (!r || !(r->dsn = strdup(o->dsn))) {
+        free(r);
+        return SF_ERR(err, SF_ENOMEM, "out of memory");
+    }
+    r->max_batch = o->max_batch;
+    r->max_queue = o->max_queue;
+    r->threads = o->threads;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    for (int t = 0; t < r->threads; t++) {
+        res__session *ss = &r->session[t];
+        ss->r = r;
+        if (pthread_create(&ss->thread, NULL, res__main, ss) != 0) {
+            api_reserver_stop(r);
+            return SF_ERR(err, SF_EINTERNAL, "cannot start reservation thread %d", t);
+        }
+        ss->started = true;
+    }
+    *out = r;
+    return SF_OK;
+}
+
+sf_status api_reserver_submit(api_reserver *r, api_reserve_job *job, sf_error *err)
+{
+    memset(&job->res, 0, sizeof job->res);
+    job->st = SF_OK;
+    job->next = NULL;
+    pthread_mutex_lock(&r->mu);
+    sf_status st = SF_OK;
+    if (r->stopping)
+        st = SF_ERR(err, SF_EUNAVAIL, "inv-api is stopping");
+    else if (r->queued >= r->max_queue) {
+        r->stats.refused++;
+        st =
+            SF_ERR(err, SF_EUNAVAIL, "%d reservations are waiting already; retry later", r->queued);
+    }
+    if (!st) {
+        if (r->tail)
+            r->tail->next = job;
+        else
+            r->head = job;
+        r->tail = job;
+        r->queued++;
+        pthread_cond_signal(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+void api_reserver_stats_get(api_reserver *r, api_reserver_stats *out)
+{
+    pthread_mutex_lock(&r->mu);
+    *out = r->stats;
+    out->queued = r->queued;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void api_reserver_stop(api_reserver *r)
+{
+    if (!r)
         return;
-    r->last_notify_ms = mono_ms;
-    PQclear(PQexec(r->pg, "NOTIFY inv_dirty"));
+    pthread_mutex_lock(&r->mu);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    for (int t = 0; t < r->threads; t++) {
+        res__session *ss = &r->session[t];
+        if (ss->started)
+            pthread_join(ss->thread, NULL); /* they answer the queue first */
+        if (ss->pg)
+            PQfinish(ss->pg);
+    }
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r->dsn);
+    free(r);
 }

@@ -1,18 +1,28 @@
 /*
  * reserve: check-and-reserve, POST /v1/reservations (DESIGN.md
- * "Check-and-reserve"). Parses and checks the request, then runs
- * sf_reserve() (schemas/sql/007_reserve.sql) as ONE prepared statement: the
- * lock, the check, the RESERVE applied as a consumer applies it, the outbox
- * row and the idempotency row commit together or not at all.
+ * "Check-and-reserve"). Parses and checks a request, then hands it to the
+ * reserver: one thread of inv-api with its own PostgreSQL session that
+ * runs the requests in batches through sf_reserve_batch()
+ * (schemas/sql/009_reserve_batch.sql). A batch is one statement and one
+ * transaction: the locks, the checks, the RESERVEs applied as a consumer
+ * applies them, the outbox rows and the idempotency rows of every request
+ * in it commit together or not at all.
  *
- * The one idea: the Idempotency-Key makes every call safe to repeat, so a
- * call that loses its connection mid-way is simply run again on a fresh
- * one: if the first run committed, the second returns its answer.
+ * The one idea: group commit. Whatever arrived while a batch was running
+ * is the next batch, so under load the cost of a statement and a commit is
+ * shared by every request waiting, and with one request in flight a batch
+ * is that one request (no timer, no added wait). Each Idempotency-Key goes
+ * into a batch at most once (a repeat waits for the next one), and the key
+ * makes a whole batch safe to run again on a fresh connection: a request
+ * that committed returns its answer.
  * event_id = "rsv-" + 40 hex of SHA-256 over key, ref and sku joined by
  * 0x1F; expires_at = now + ttl_s.
  *
- * Threads: an api_reserve belongs to one thread (it is a PGconn of its own,
- * next to the thread's read connection, query.h).
+ * Threads: api_reserver_submit may be called from any thread. The
+ * reserver runs `threads` batches at once (default 2, each on its own
+ * session: one executes while the other commits); each job's done
+ * callback runs on the thread that ran it, once. Two batches in flight
+ * never deadlock: both take their locks in the same key order.
  */
 #ifndef API_RESERVE_H
 #define API_RESERVE_H
@@ -28,8 +38,6 @@
 #define API_RESERVE_QTY_MAX 1000000000LL   /* units per request */
 #define API_RESERVE_TTL_MAX (30LL * 86400) /* ttl_s: 30 days */
 #define API_RESERVE_SOURCE "inv-api"
-
-typedef struct api_reserve api_reserve;
 
 /* A checked request. Exactly one of location, channel is non-empty. */
 typedef struct api_reserve_req {
@@ -66,23 +74,58 @@ typedef struct api_reserve_result {
     bool replay;                   /* the stored answer of an earlier request */
 } api_reserve_result;
 
-/* A handle for dsn; connects on first use. */
-sf_status api_reserve_new(const char *dsn, api_reserve **out, sf_error *err) SF_MUSTCHECK;
-void api_reserve_free(api_reserve *r); /* NULL is a no-op */
+/* One request in the reserver's hands. The caller fills rq and now_ms,
+ * keeps the job alive until done is called, and owns it again after. */
+typedef struct api_reserve_job api_reserve_job;
+typedef void (*api_reserve_done_fn)(api_reserve_job *job);
+struct api_reserve_job {
+    api_reserve_req rq;
+    int64_t now_ms;           /* the clock of the request (expires_at = now_ms + ttl_s) */
+    api_reserve_done_fn done; /* called on the reserver's thread with st/err/res set */
+    sf_status st;             /* SF_OK: res holds the answer; SF_EINVAL: err says why;
+                                 SF_EUNAVAIL: PostgreSQL is away (the client may repeat
+                                 the request with the same key) */
+    sf_error err;
+    api_reserve_result res;
+    api_reserve_job *next; /* the reserver's queue */
+};
 
-/* Run one request as of now_ms. SF_EUNAVAIL: PostgreSQL is away (retried
- * once on a fresh connection first); the client may repeat the request
- * with the same key. */
-sf_status api_reserve_run(api_reserve *r, const api_reserve_req *rq, int64_t now_ms,
-                          api_reserve_result *out, sf_error *err) SF_MUSTCHECK;
+typedef struct api_reserver api_reserver;
 
-/* Wake the reconciler (NOTIFY inv_dirty: recompute the channels, relay the
- * outbox) unless this handle did so less than API_RESERVE_NOTIFY_MS ago.
- * Call it after the reply is sent: a NOTIFY holds a database-wide lock
- * through its commit, so it is kept off the reservation's transaction. A
- * skipped wake-up is covered by the reconciler's poll ([reconciler]
- * poll_ms). Failures are ignored (the poll covers them too). */
-#define API_RESERVE_NOTIFY_MS 50
-void api_reserve_notify(api_reserve *r, int64_t mono_ms);
+typedef struct api_reserver_opts {
+    const char *dsn;
+    int max_batch; /* requests in one statement (API_RESERVE_BATCH) */
+    int max_queue; /* jobs waiting; one more is refused (API_RESERVE_QUEUE) */
+    int threads;   /* batches in flight, each on its own session (API_RESERVE_THREADS) */
+} api_reserver_opts;
+
+#define API_RESERVE_BATCH 64      /* default max_batch */
+#define API_RESERVE_BATCH_MAX 256 /* the largest max_batch */
+#define API_RESERVE_QUEUE 4096    /* default max_queue */
+#define API_RESERVE_THREADS 2     /* default threads */
+#define API_RESERVE_THREADS_MAX 16
+void api_reserver_opts_init(api_reserver_opts *o);
+
+/* Start the reserver's thread; it connects on first use. */
+sf_status api_reserver_start(const api_reserver_opts *o, api_reserver **out,
+                             sf_error *err) SF_MUSTCHECK;
+
+/* Queue job. SF_EUNAVAIL: the queue is full (max_queue) or the reserver
+ * is stopping; done is then never called and the job stays the caller's. */
+sf_status api_reserver_submit(api_reserver *r, api_reserve_job *job, sf_error *err) SF_MUSTCHECK;
+
+/* What the reserver has done, for /metrics. */
+typedef struct api_reserver_stats {
+    int64_t batches;  /* statements run */
+    int64_t requests; /* requests in them */
+    int64_t largest;  /* the largest batch */
+    int64_t refused;  /* submits refused because the queue was full */
+    int queued;       /* waiting now */
+} api_reserver_stats;
+void api_reserver_stats_get(api_reserver *r, api_reserver_stats *out);
+
+/* Stop accepting jobs, answer every queued one (run, or SF_EUNAVAIL if
+ * PostgreSQL is away), and join the thread. NULL is a no-op. */
+void api_reserver_stop(api_reserver *r);
 
 #endif

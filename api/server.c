@@ -62,8 +62,14 @@ typedef struct api_worker {
     struct evhttp *http;
     struct event *tick;
     api_db *db;
-    api_reserve *reserve; /* POST /v1/reservations: its own session */
     api_metrics metrics;
+    /* Reservations answered by the reserver's thread, waiting to be sent
+     * from this one (evhttp is not thread-safe): srv__rjob list under
+     * done_mu, and a pipe that wakes the loop. */
+    pthread_mutex_t done_mu;
+    struct srv__rjob *done;
+    int done_rd, done_wr;
+    struct event *done_ev;
     pthread_t thread;
     bool running;
     bool pg_down; /* logged the outage already; cleared by the next success */
@@ -78,8 +84,9 @@ struct api_server {
     double rate_per_key, burst;
     int64_t now_ms_override; /* 0: the real clock */
     sf_apikey_ring *ring;
-    api_rm *rm;        /* NULL: every read from PostgreSQL */
-    api_ratelimit *rl; /* per key, shared by the threads */
+    api_rm *rm;             /* NULL: every read from PostgreSQL */
+    api_ratelimit *rl;      /* per key, shared by the threads */
+    api_reserver *reserver; /* POST /v1/reservations: one thread, batches */
     atomic_bool stop;
     int n_workers;
     api_worker *workers;
@@ -383,55 +390,64 @@ static void srv__reservation(srv__ctx *c, const api_request *rq)
     srv__json(c, 200, j);
 }
 
-/* POST /v1/reservations (reserve.h): 201 {event_id, location,
- * expires_at}, 409 {available}; a repeated Idempotency-Key gets the first
- * answer again, with the header Idempotent-Replayed: true. */
-static void srv__reserve(srv__ctx *c)
+/* A reservation in flight: the request waits while the reserver's thread
+ * runs it in a batch; the answer comes back to the serving thread that
+ * owns the connection through its done list (srv__on_reserve_done). */
+typedef struct srv__rjob {
+    api_reserve_job job; /* first: the reserver's callback gets &job */
+    srv__ctx c;
+    struct srv__rjob *next;
+} srv__rjob;
+
+/* The reserver's thread: hand the answered job to its serving thread. */
+static void srv__reserve_done(api_reserve_job *job)
 {
-    struct evhttp_request *req = c->req;
-    const char *key = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
-    api_reserve_req rq;
-    api_reserve_bad bad;
-    if (!api_reserve_parse(key, body, len, &rq, &bad)) {
-        srv__error(c, 400, bad.field, "%s", bad.msg);
+    srv__rjob *rj = (srv__rjob *)job;
+    api_worker *w = rj->c.w;
+    pthread_mutex_lock(&w->done_mu);
+    rj->next = w->done;
+    w->done = rj;
+    pthread_mutex_unlock(&w->done_mu);
+    /* A full pipe means a wake-up is pending already. */
+    if (write(w->done_wr, "r", 1) < 0 && errno != EAGAIN)
+        sf_log(SF_LOG_WARN, "reservations: wake-up of thread %d: %s", w->idx, strerror(errno));
+}
+
+/* 201 {event_id, location, expires_at}, 409 {available}; a repeated
+ * Idempotency-Key gets the first answer again, with the header
+ * Idempotent-Replayed: true. */
+static void srv__reserve_reply(srv__ctx *c, const api_reserve_job *job)
+{
+    if (job->st == SF_EINVAL) {
+        srv__error(c, 400, "body", "%s", job->err.msg);
         return;
     }
-    api_reserve_result res;
-    sf_error err;
-    sf_status st = api_reserve_run(c->w->reserve, &rq, srv__now_ms(c->w->srv), &res, &err);
-    if (st == SF_EINVAL) {
-        srv__error(c, 400, "body", "%s", err.msg);
-        return;
-    }
-    if (st) {
-        srv__db_error(c, st, &err, "body", "reservation");
+    if (job->st) {
+        srv__db_error(c, job->st, &job->err, "body", "reservation");
         return;
     }
     srv__db_ok(c);
-    if (res.replay)
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Idempotent-Replayed", "true");
+    const api_reserve_result *res = &job->res;
+    if (res->replay)
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Idempotent-Replayed", "true");
     json_t *j = json_object();
-    switch (res.status) {
+    switch (res->status) {
     case 201: {
         char at[32];
-        api_time_format(res.expires_at, at, sizeof at);
-        json_object_set_new(j, "event_id", json_string(res.event_id));
-        json_object_set_new(j, "location", json_string(res.location));
+        api_time_format(res->expires_at, at, sizeof at);
+        json_object_set_new(j, "event_id", json_string(res->event_id));
+        json_object_set_new(j, "location", json_string(res->location));
         json_object_set_new(j, "expires_at", json_string(at));
         srv__json(c, 201, j);
-        api_reserve_notify(c->w->reserve, srv__mono_us() / 1000);
         return;
     }
     case 409:
-        json_object_set_new(j, "available", json_integer(res.available));
+        json_object_set_new(j, "available", json_integer(res->available));
         srv__json(c, 409, j);
         return;
     case 404:
         json_decref(j);
-        srv__error(c, 404, "channel", "channel %s: no such channel", rq.channel);
+        srv__error(c, 404, "channel", "channel %s: no such channel", job->rq.channel);
         return;
     default:
         json_decref(j);
@@ -439,6 +455,61 @@ static void srv__reserve(srv__ctx *c)
                    "header Idempotency-Key: already used with another request (ref, sku, qty, "
                    "location or channel, ttl_s differ); use a new key for a new reservation");
         return;
+    }
+}
+
+/* Send every answer the reserver handed to this thread. */
+static void srv__reserve_flush(api_worker *w)
+{
+    pthread_mutex_lock(&w->done_mu);
+    srv__rjob *rj = w->done;
+    w->done = NULL;
+    pthread_mutex_unlock(&w->done_mu);
+    while (rj) {
+        srv__rjob *next = rj->next;
+        srv__reserve_reply(&rj->c, &rj->job);
+        free(rj);
+        rj = next;
+    }
+}
+
+static void srv__on_reserve_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    char drain[64];
+    while (read(fd, drain, sizeof drain) > 0) {
+    }
+    srv__reserve_flush(arg);
+}
+
+/* POST /v1/reservations (reserve.h): checked here, queued for the
+ * reserver; the reply is sent when its batch has committed. */
+static void srv__reserve(srv__ctx *c)
+{
+    struct evhttp_request *req = c->req;
+    const char *key = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    srv__rjob *rj = calloc(1, sizeof *rj);
+    if (!rj) {
+        srv__error(c, 500, NULL, "internal error: out of memory");
+        return;
+    }
+    api_reserve_bad bad;
+    if (!api_reserve_parse(key, body, len, &rj->job.rq, &bad)) {
+        free(rj);
+        srv__error(c, 400, bad.field, "%s", bad.msg);
+        return;
+    }
+    rj->c = *c;
+    rj->job.now_ms = srv__now_ms(c->w->srv);
+    rj->job.done = srv__reserve_done;
+    sf_error err;
+    if (api_reserver_submit(c->w->srv->reserver, &rj->job, &err)) {
+        free(rj);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        srv__error(c, 503, NULL, "reservations: %s", err.msg);
     }
 }
 
@@ -582,6 +653,29 @@ static void srv__metrics(srv__ctx *c)
                         "# TYPE inv_api_threads gauge\n"
                         "inv_api_threads %d\n",
                         cfg_keys, db_keys, s->n_workers);
+    api_reserver_stats rs;
+    api_reserver_stats_get(s->reserver, &rs);
+    evbuffer_add_printf(b,
+                        "# HELP inv_api_reserve_batches_total Check-and-reserve statements run "
+                        "(each a batch of requests, one commit).\n"
+                        "# TYPE inv_api_reserve_batches_total counter\n"
+                        "inv_api_reserve_batches_total %lld\n"
+                        "# HELP inv_api_reserve_requests_total Reservation requests run in "
+                        "those batches.\n"
+                        "# TYPE inv_api_reserve_requests_total counter\n"
+                        "inv_api_reserve_requests_total %lld\n"
+                        "# HELP inv_api_reserve_batch_largest The largest batch so far.\n"
+                        "# TYPE inv_api_reserve_batch_largest gauge\n"
+                        "inv_api_reserve_batch_largest %lld\n"
+                        "# HELP inv_api_reserve_refused_total Reservation requests refused "
+                        "with 503 because [api] reserve_queue were waiting.\n"
+                        "# TYPE inv_api_reserve_refused_total counter\n"
+                        "inv_api_reserve_refused_total %lld\n"
+                        "# HELP inv_api_reserve_queued Reservation requests waiting now.\n"
+                        "# TYPE inv_api_reserve_queued gauge\n"
+                        "inv_api_reserve_queued %d\n",
+                        (long long)rs.batches, (long long)rs.requests, (long long)rs.largest,
+                        (long long)rs.refused, rs.queued);
     api_sse_render_metrics(s->sse, b);
     srv__send(c, 200, "text/plain; version=0.0.4; charset=utf-8", b);
     evbuffer_free(b);
@@ -857,11 +951,23 @@ static sf_status srv__worker_init(api_server *s, api_worker *w, int idx, const a
     w->srv = s;
     w->idx = idx;
     api_metrics_init(&w->metrics);
+    w->done_rd = w->done_wr = -1;
+    pthread_mutex_init(&w->done_mu, NULL);
     sf_status st = api_db_new(o->pg_dsn, &w->db, err);
-    if (st || (st = api_reserve_new(o->pg_dsn, &w->reserve, err)))
+    if (st)
         return st;
     if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base)))
         return SF_ERR(err, SF_ENOMEM, "libevent: cannot create an event base");
+    int fds[2];
+    if (pipe(fds) != 0)
+        return SF_ERR(err, SF_EIO, "pipe for reservation answers: %s", strerror(errno));
+    w->done_rd = fds[0];
+    w->done_wr = fds[1];
+    if (evutil_make_socket_nonblocking(w->done_rd) || evutil_make_socket_nonblocking(w->done_wr) ||
+        !(w->done_ev =
+              event_new(w->base, w->done_rd, EV_READ | EV_PERSIST, srv__on_reserve_done, w)) ||
+        event_add(w->done_ev, NULL) != 0)
+        return SF_ERR(err, SF_ENOMEM, "libevent: cannot watch the reservation answers");
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
@@ -890,6 +996,14 @@ static sf_status srv__worker_init(api_server *s, api_worker *w, int idx, const a
 
 static void srv__worker_free(api_worker *w)
 {
+    srv__reserve_flush(w); /* answers that came after the loop stopped */
+    if (w->done_ev)
+        event_free(w->done_ev);
+    if (w->done_rd >= 0)
+        close(w->done_rd);
+    if (w->done_wr >= 0)
+        close(w->done_wr);
+    pthread_mutex_destroy(&w->done_mu);
     if (w->tick)
         event_free(w->tick);
     if (w->http)
@@ -897,7 +1011,6 @@ static void srv__worker_free(api_worker *w)
     if (w->base)
         event_base_free(w->base);
     api_db_free(w->db);
-    api_reserve_free(w->reserve);
 }
 
 sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error *err)
@@ -936,6 +1049,14 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
         goto fail;
     if ((st = api_ratelimit_new(o->rate_per_key, o->burst, &s->rl, err)))
         goto fail;
+    api_reserver_opts ro;
+    api_reserver_opts_init(&ro);
+    ro.dsn = o->pg_dsn;
+    ro.threads = o->reserve_threads;
+    ro.max_batch = o->reserve_batch;
+    ro.max_queue = o->reserve_queue;
+    if ((st = api_reserver_start(&ro, &s->reserver, err)))
+        goto fail;
     for (int i = 0; i < o->threads; i++) {
         s->n_workers = i + 1;
         if ((st = srv__worker_init(s, &s->workers[i], i, o, err)))
@@ -970,6 +1091,10 @@ void api_server_stop(api_server *s)
 {
     if (!s)
         return;
+    /* First the reserver: it answers what is queued, and the serving
+     * threads, still running, send those answers. */
+    api_reserver_stop(s->reserver);
+    s->reserver = NULL;
     atomic_store(&s->stop, true);
     for (int i = 0; i < s->n_workers; i++) {
         if (s->workers[i].running)

@@ -46,6 +46,9 @@ typedef struct api_server_opts {
     double burst;         /* token bucket size per key ([api] burst) */
     int max_header_bytes; /* request line + headers, beyond the channel batch's room */
     int max_body_bytes;   /* request body */
+    int reserve_threads;  /* POST /v1/reservations: batches in flight (reserve.h) */
+    int reserve_batch;    /* requests in one batch */
+    int reserve_queue;    /* requests waiting; one more gets 503 */
     /* [ops] sub_endpoint, read for GET /v1/ops/events (sse.h); "" = none */
     const char *ops_sub_endpoint;
 } api_server_opts;

@@ -85,6 +85,10 @@ typedef struct sf_config {
         int burst;            /* the bucket's size: requests a key may send at once */
         int max_header_bytes; /* request line + headers (plus max_batch * 200 of room) */
         int max_body_bytes;   /* request body */
+        /* POST /v1/reservations, run in batches (api/reserve.h): */
+        int reserve_threads; /* batches in flight, a PostgreSQL session each */
+        int reserve_batch;   /* requests in one batch (one statement, one commit) */
+        int reserve_queue;   /* requests waiting; one more gets 503 + Retry-After */
     } api;
     struct {
         char endpoint[SF_CONFIG_URL_MAX + 1];     /* services PUB here (XSUB side) */

@@ -6,6 +6,7 @@
 #include "db.h"
 
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,4 +240,83 @@ sf_status sf_db_migrate(PGconn *conn, const char *dir, int *applied, sf_error *e
 unlock:
     PQclear(PQexec(conn, "SELECT pg_advisory_unlock(7478237)"));
     return st;
+}
+
+/* ------------------------------------------------------------ array literals --- */
+
+static bool db__array_room(sf_db_array *a, size_t more)
+{
+    if (a->failed)
+        return false;
+    if (more > SIZE_MAX / 4 - a->len) {
+        a->failed = true;
+        return false;
+    }
+    size_t need = a->len + more + 1;
+    if (need <= a->cap)
+        return true;
+    size_t ncap = a->cap ? a->cap : 256;
+    while (ncap < need)
+        ncap *= 2;
+    char *nb = realloc(a->buf, ncap);
+    if (!nb) {
+        a->failed = true;
+        return false;
+    }
+    a->buf = nb;
+    a->cap = ncap;
+    return true;
+}
+
+void sf_db_array_init(sf_db_array *a)
+{
+    memset(a, 0, sizeof *a);
+    if (db__array_room(a, 1))
+        a->buf[a->len++] = '{';
+}
+
+void sf_db_array_add(sf_db_array *a, const char *s)
+{
+    /* Worst case: every byte escaped, two quotes, a comma. */
+    size_t slen = s ? strlen(s) : 4;
+    if (!db__array_room(a, 2 * slen + 3))
+        return;
+    char *p = a->buf + a->len;
+    if (a->n++ > 0)
+        *p++ = ',';
+    if (!s) {
+        memcpy(p, "NULL", 4);
+        p += 4;
+    } else {
+        *p++ = '"';
+        for (; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                *p++ = '\\';
+            *p++ = *s;
+        }
+        *p++ = '"';
+    }
+    a->len = (size_t)(p - a->buf);
+}
+
+void sf_db_array_add_int(sf_db_array *a, long long v)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%lld", v);
+    sf_db_array_add(a, num);
+}
+
+const char *sf_db_array_end(sf_db_array *a)
+{
+    if (!db__array_room(a, 1))
+        return NULL;
+    a->buf[a->len++] = '}';
+    a->buf[a->len] = '\0';
+    return a->buf;
+}
+
+void sf_db_array_free(sf_db_array *a)
+{
+    free(a->buf);
+    memset(a, 0, sizeof *a);
 }

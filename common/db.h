@@ -36,6 +36,24 @@ sf_status sf_db_exec(PGconn *conn, const char *sql, sf_error *err) SF_MUSTCHECK;
 sf_status sf_db_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
                       PGresult **out, sf_error *err) SF_MUSTCHECK;
 
+/* A PostgreSQL array literal built element by element, for one array
+ * parameter instead of one statement per row: {"a","b\"c",NULL}. Every
+ * element is quoted (\ and " escaped); NULL adds a NULL element. A failed
+ * allocation is sticky: the adds become no-ops and sf_db_array_end says
+ * so, so a builder is checked once, at the end. */
+typedef struct sf_db_array {
+    char *buf;
+    size_t len, cap, n;
+    bool failed;
+} sf_db_array;
+
+void sf_db_array_init(sf_db_array *a);
+void sf_db_array_add(sf_db_array *a, const char *s); /* s NULL: a NULL element */
+void sf_db_array_add_int(sf_db_array *a, long long v);
+/* The closed literal (owned by a), or NULL when an allocation failed. */
+const char *sf_db_array_end(sf_db_array *a);
+void sf_db_array_free(sf_db_array *a);
+
 /* Apply every schemas/sql/NNN_*.sql file of dir not yet recorded in table
  * schema_migrations, in name order, each in its own transaction, under an
  * advisory lock so concurrent setups do not race. *applied counts the new

@@ -115,58 +115,32 @@ static void relay__event(const PGresult *res, int i, sf_event *ev)
     }
 }
 
-/* Append s to an array literal element, quoted ("...", \ and " escaped). */
-static void relay__elem(char *buf, size_t *len, const char *s)
-{
-    buf[(*len)++] = '"';
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            buf[(*len)++] = '\\';
-        buf[(*len)++] = *s;
-    }
-    buf[(*len)++] = '"';
-}
-
 static sf_status relay__mark(rec_relay *r, const PGresult *res, int n, size_t *marked,
                              sf_error *err)
 {
-    /* Worst case per id: 64 bytes doubled by escaping, quotes and comma. */
-    size_t icap = (size_t)n * (SF_STR_MAX * 2 + 4) + 3, scap = (size_t)n * 22 + 3;
-    char *ids = malloc(icap), *seqs = malloc(scap);
-    if (!ids || !seqs) {
-        free(ids);
-        free(seqs);
-        return SF_ERR(err, SF_ENOMEM, "out of memory");
-    }
-    size_t il = 0, sl = 0;
-    ids[il++] = '{';
-    seqs[sl++] = '{';
+    sf_db_array ids, seqs;
+    sf_db_array_init(&ids);
+    sf_db_array_init(&seqs);
     *marked = 0;
     for (int i = 0; i < n; i++) {
         if (!r->acked[i])
             continue;
-        if (*marked) {
-            ids[il++] = ',';
-            seqs[sl++] = ',';
-        }
-        relay__elem(ids, &il, PQgetvalue(res, i, 0));
-        sl += (size_t)snprintf(seqs + sl, scap - sl, "%" PRIu64, r->seq[i]);
+        sf_db_array_add(&ids, PQgetvalue(res, i, 0));
+        sf_db_array_add_int(&seqs, (long long)r->seq[i]);
         (*marked)++;
     }
-    ids[il++] = '}';
-    ids[il] = '\0';
-    seqs[sl++] = '}';
-    seqs[sl] = '\0';
+    const char *params[2] = {sf_db_array_end(&ids), sf_db_array_end(&seqs)};
     sf_status st = SF_OK;
-    if (*marked) {
-        const char *params[2] = {ids, seqs};
+    if (!params[0] || !params[1]) {
+        st = SF_ERR(err, SF_ENOMEM, "out of memory");
+    } else if (*marked) {
         PGresult *u = NULL;
         st = sf_db_query(r->conn, "SELECT sf_outbox_sent($1::text[], $2::bigint[])", 2, params, &u,
                          err);
         PQclear(u);
     }
-    free(ids);
-    free(seqs);
+    sf_db_array_free(&ids);
+    sf_db_array_free(&seqs);
     return st;
 }
 

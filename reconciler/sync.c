@@ -133,72 +133,26 @@ static sf_status sync__rows(PGresult *res, sync__row **out, size_t *n, sf_error 
     return SF_OK;
 }
 
-/* A PostgreSQL array literal built element by element: {"a","b\"c"}. */
-typedef struct sync__arr {
-    char *buf;
-    size_t len, cap, n;
-    bool failed; /* sticky: checked once, at the end */
-} sync__arr;
-
-static void sync__arr_put(sync__arr *a, const char *s, bool quote)
-{
-    size_t need = a->len + 2 * strlen(s) + 8;
-    if (a->failed)
-        return;
-    if (need > a->cap) {
-        size_t ncap = a->cap ? a->cap : 4096;
-        while (ncap < need)
-            ncap *= 2;
-        char *nb = realloc(a->buf, ncap);
-        if (!nb) {
-            a->failed = true;
-            return;
-        }
-        a->buf = nb;
-        a->cap = ncap;
-    }
-    if (!quote) {
-        a->len += (size_t)sprintf(a->buf + a->len, "%s", s);
-        return;
-    }
-    char *p = a->buf + a->len;
-    if (a->n++ > 0)
-        *p++ = ',';
-    *p++ = '"';
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            *p++ = '\\';
-        *p++ = *s;
-    }
-    *p++ = '"';
-    *p = '\0';
-    a->len = (size_t)(p - a->buf);
-}
-
 /* Mark the rows with acked == 1 as sent: three arrays, one statement. */
 static sf_status sync__mark_sent(rec_sync *s, const sync__row *rows, size_t n, sf_error *err)
 {
-    sync__arr channel = {0}, sku = {0}, version = {0};
-    sync__arr_put(&channel, "{", false);
-    sync__arr_put(&sku, "{", false);
-    sync__arr_put(&version, "{", false);
+    sf_db_array channel, sku, version;
+    sf_db_array_init(&channel);
+    sf_db_array_init(&sku);
+    sf_db_array_init(&version);
     for (size_t i = 0; i < n; i++) {
         if (rows[i].acked != 1)
             continue;
-        char v[24];
-        snprintf(v, sizeof v, "%" PRId64, rows[i].cs.version);
-        sync__arr_put(&channel, rows[i].cs.channel, true);
-        sync__arr_put(&sku, rows[i].cs.sku, true);
-        sync__arr_put(&version, v, true);
+        sf_db_array_add(&channel, rows[i].cs.channel);
+        sf_db_array_add(&sku, rows[i].cs.sku);
+        sf_db_array_add_int(&version, rows[i].cs.version);
     }
-    sync__arr_put(&channel, "}", false);
-    sync__arr_put(&sku, "}", false);
-    sync__arr_put(&version, "}", false);
+    const char *params[3] = {sf_db_array_end(&channel), sf_db_array_end(&sku),
+                             sf_db_array_end(&version)};
     sf_status st = SF_OK;
-    if (channel.failed || sku.failed || version.failed) {
+    if (!params[0] || !params[1] || !params[2]) {
         st = SF_ERR(err, SF_ENOMEM, "out of memory");
     } else if (channel.n > 0) {
-        const char *params[3] = {channel.buf, sku.buf, version.buf};
         PGresult *res = NULL;
         st = sf_db_query(s->conn,
                          "UPDATE channel_stock cs SET state = 'sent', sent_at = now()"
@@ -209,9 +163,9 @@ static sf_status sync__mark_sent(rec_sync *s, const sync__row *rows, size_t n, s
                          3, params, &res, err);
         PQclear(res);
     }
-    free(channel.buf);
-    free(sku.buf);
-    free(version.buf);
+    sf_db_array_free(&channel);
+    sf_db_array_free(&sku);
+    sf_db_array_free(&version);
     return st;
 }
 
@@ -270,19 +224,19 @@ static void sync__stock_feed(rec_sync *s, PGresult *res)
 {
     if (!sf_ops_has_reader(s->ops))
         return; /* nobody watches: skip the query */
-    sync__arr skus = {0};
-    sync__arr_put(&skus, "{", false);
+    sf_db_array skus;
+    sf_db_array_init(&skus);
     for (int i = 0, n = PQntuples(res); i < n; i++) {
         if (PQgetisnull(res, i, 0) && !PQgetisnull(res, i, 1))
-            sync__arr_put(&skus, PQgetvalue(res, i, 1), true);
+            sf_db_array_add(&skus, PQgetvalue(res, i, 1));
     }
-    sync__arr_put(&skus, "}", false);
+    const char *lit = sf_db_array_end(&skus);
     sf_error err;
-    if (skus.failed)
+    if (!lit)
         sf_log(SF_LOG_WARN, "ops feed: out of memory for the stock of %zu skus", skus.n);
-    else if (skus.n > 0 && rec_opsfeed_positions(s->feed, s->conn, skus.buf, &err))
+    else if (skus.n > 0 && rec_opsfeed_positions(s->feed, s->conn, lit, &err))
         sf_log(SF_LOG_WARN, "ops feed: stock not published: %s", err.msg);
-    free(skus.buf);
+    sf_db_array_free(&skus);
     rec_opsfeed_counts(s->feed, &s->stats.stock_sent, &s->stats.negative);
 }
 

@@ -337,6 +337,116 @@ Test(reserve, repeated_keys_never_double)
     fx_stop(api, SIGTERM, 30000);
 }
 
+/* The value of a counter or gauge line "name value" in a /metrics body. */
+static int64_t metric(const char *body, const char *name)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *at = strstr(body, pat);
+    cr_assert(at, "/metrics has no %s", name);
+    return strtoll(at + strlen(pat), NULL, 10);
+}
+
+/* n new reservations of 1 unit of sku at CC-L1 at once, keys prefix-0..n. */
+static rc_call *fire_new(int port, const char *key, const char *prefix, const char *sku, int n)
+{
+    rc_call *calls = calloc((size_t)n, sizeof *calls);
+    cr_assert(calls);
+    for (int c = 0; c < n; c++) {
+        calls[c].port = port;
+        calls[c].api_key = key;
+        snprintf(calls[c].idem, sizeof calls[c].idem, "%s-%d", prefix, c);
+        snprintf(calls[c].body, sizeof calls[c].body,
+                 "{\"ref\":\"%s-%d\",\"sku\":\"%s\",\"qty\":1,\"location\":\"CC-L1\","
+                 "\"ttl_s\":60}",
+                 prefix, c, sku);
+    }
+    rc_fire(calls, (size_t)n);
+    return calls;
+}
+
+/* Group commit: concurrent requests share batches (one statement, one
+ * commit each), counted in /metrics; a full queue ([api] reserve_queue)
+ * answers 503 and reserves nothing, and the same key later succeeds. */
+Test(reserve, concurrent_requests_share_batches_and_a_full_queue_says_503)
+{
+    char lines[256];
+    snprintf(lines, sizeof lines,
+             "{\"event_id\":\"batch-1\",\"kind\":\"RECEIPT\",\"sku\":\"BATCH\","
+             "\"location\":\"CC-L1\",\"qty\":1000," AT ",\"source\":\"rt\"}\n");
+    pid_t cons;
+    const char *argv[] = {"inv-consumer", NULL};
+    cons = fx_spawn(argv, NULL);
+    ingest_wait("reserve-batch.jsonl", lines, 1);
+
+    char key[128], reader[128];
+    pid_t api;
+    api_add_key("metrics-reader", "read", reader, sizeof reader, NULL, 0); /* before inv-api */
+    int port = rc_start_api("reserve-batch.log", "4", key, sizeof key, &api);
+    rc_call *calls = fire_new(port, key, "grp", "BATCH", CLIENTS);
+    for (int c = 0; c < CLIENTS; c++)
+        cr_assert_eq(calls[c].status[0], 201, "request %d: %d %s", c, calls[c].status[0],
+                     calls[c].answer[0]);
+    free(calls);
+    api_resp r;
+    cr_assert_eq(api_get(port, "/metrics", reader, &r), 200);
+    int64_t batches = metric(r.body, "inv_api_reserve_batches_total");
+    int64_t requests = metric(r.body, "inv_api_reserve_requests_total");
+    int64_t largest = metric(r.body, "inv_api_reserve_batch_largest");
+    api_resp_free(&r);
+    cr_assert_eq(requests, CLIENTS);
+    cr_assert(batches >= 1 && batches < CLIENTS && largest >= 2,
+              "%d concurrent requests ran in %lld batches (largest %lld): nothing was grouped",
+              CLIENTS, (long long)batches, (long long)largest);
+    cr_log_info("%d concurrent requests: %lld batches, largest %lld", CLIENTS, (long long)batches,
+                (long long)largest);
+    cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'BATCH'"), CLIENTS);
+    fx_stop(api, SIGTERM, 30000);
+
+    /* One session, batches of one, one request waiting at most. */
+    char ini[512];
+    sc_tmp("reserve-queue.ini", ini, sizeof ini);
+    FILE *f = fopen(ini, "w");
+    cr_assert(f);
+    fputs("[api]\nreserve_threads = 1\nreserve_batch = 1\nreserve_queue = 1\n", f);
+    fclose(f);
+    const char *extra[] = {"--threads", "4", "--config", ini, NULL};
+    port = api_start("reserve-queue.log", extra, &api);
+    calls = fire_new(port, key, "q", "BATCH", CLIENTS);
+    int ok = 0, busy = 0;
+    for (int c = 0; c < CLIENTS; c++) {
+        if (calls[c].status[0] == 201) {
+            ok++;
+            continue;
+        }
+        cr_assert_eq(calls[c].status[0], 503, "request %d: %d %s", c, calls[c].status[0],
+                     calls[c].answer[0]);
+        cr_assert(strstr(calls[c].answer[0], "reservations are waiting already"), "%s",
+                  calls[c].answer[0]);
+        busy++;
+    }
+    cr_log_info("queue of 1: %d granted, %d refused with 503", ok, busy);
+    cr_assert(busy > 0, "%d concurrent requests and a queue of 1: none refused", CLIENTS);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger WHERE ref LIKE 'q-%'"), ok);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM idempotency WHERE key LIKE 'q-%'"), ok);
+    /* The refused ones, retried one at a time with their keys: granted. */
+    for (int c = 0; c < CLIENTS; c++) {
+        if (calls[c].status[0] != 503)
+            continue;
+        char ans[256], rp[8];
+        int st = rc_post(port, key, calls[c].idem, calls[c].body, ans, sizeof ans, rp, sizeof rp);
+        cr_assert_eq(st, 201, "retry of %s: %d %s", calls[c].idem, st, ans);
+    }
+    free(calls);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger WHERE ref LIKE 'q-%'"), CLIENTS);
+    cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'BATCH'"), 2 * CLIENTS);
+    sf_model *m = rc_model_of_ledger();
+    sc_assert_matches(m);
+    sf_model_free(m);
+    fx_stop(api, SIGTERM, 30000);
+    fx_stop(cons, SIGTERM, 30000);
+}
+
 /* Bad input: 400 naming the field; 401, 403, 405 like the other routes. */
 Test(reserve, bad_requests_name_their_field)
 {
