@@ -100,6 +100,8 @@ printf "[api]\nrate_per_key = 1000000\nburst = 1000000\n" >"$API_CONF"
 "$BIN/invctl" setup >>"$LOGS/setup.log" 2>&1 || die "invctl setup (see $LOGS/setup.log)"
 KEY=$("$BIN/invctl" apikey add bench --scope ingest 2>>"$LOGS/setup.log" | grep '^sf_') ||
     die "invctl apikey add"
+READ_KEY=$("$BIN/invctl" apikey add bench-metrics --scope read 2>>"$LOGS/setup.log" | grep '^sf_') ||
+    die "invctl apikey add (read)"
 
 say "stock: HOT and $SKUS skus at BENCH-L1"
 {
@@ -120,13 +122,29 @@ PIDS+=($!)
 wait_port "$STATIC_PORT" || die "reserve_static did not start (see $LOGS/static.log)"
 wait_port "$API_PORT" || die "inv-api did not start (see $LOGS/api.log)"
 
-# measure NAME PORT SKUS: one wrk run; its RESULT line into $LOGS/NAME.txt
+# batch_counts: "BATCHES REQUESTS" from inv-api's /metrics (reserve.h).
+batch_counts() {
+    curl -sf -H "Authorization: Bearer $READ_KEY" "http://127.0.0.1:$API_PORT/metrics" |
+        awk '$1 == "inv_api_reserve_batches_total" { b = $2 }
+             $1 == "inv_api_reserve_requests_total" { r = $2 } END { print b + 0, r + 0 }'
+}
+
+# measure NAME PORT SKUS: one wrk run; its RESULT line into $LOGS/NAME.txt,
+# with " batch=MEAN" (requests per statement) for inv-api's runs.
 measure() {
-    local name=$1 port=$2 skus=$3
+    local name=$1 port=$2 skus=$3 b0 r0 b1 r1
+    [[ $port == "$API_PORT" ]] && read -r b0 r0 < <(batch_counts)
     RSV_KEY=$KEY RSV_SKUS=$skus RSV_RUN=$name wrk -t2 -c"$CLIENTS" -d"${DURATION}s" \
         -s "$ROOT/bench/reserve.lua" "http://127.0.0.1:$port" >"$LOGS/$name.txt" 2>&1 ||
         die "wrk $name (see $LOGS/$name.txt)"
-    grep '^RESULT' "$LOGS/$name.txt" | tail -1
+    local result
+    result=$(grep '^RESULT' "$LOGS/$name.txt" | tail -1)
+    if [[ $port == "$API_PORT" ]]; then
+        read -r b1 r1 < <(batch_counts)
+        result+=$(awk -v b=$((b1 - b0)) -v r=$((r1 - r0)) \
+            'BEGIN { printf " batch=%.1f", (b > 0 ? r / b : 0) }')
+    fi
+    echo "$result"
 }
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
@@ -151,13 +169,15 @@ other=$(($(field "$R_HOT" other) + $(field "$R_SPREAD" other) + $(field "$R_HOT"
 static_rps=$(field "$R_STATIC" rps)
 row() {
     local r=$2
-    printf '%-28s %12s %9s %9s %9s %7s\n' "$1" "$(field "$r" rps)" "$(field "$r" p50_ms)" \
+    printf '%-28s %12s %9s %9s %9s %7s %7s\n' "$1" "$(field "$r" rps)" "$(field "$r" p50_ms)" \
         "$(field "$r" p99_ms)" "$(field "$r" max_ms)" \
-        "$(awk -v a="$(field "$r" rps)" -v b="$static_rps" 'BEGIN { printf "%.3f", a / b }')"
+        "$(awk -v a="$(field "$r" rps)" -v b="$static_rps" 'BEGIN { printf "%.3f", a / b }')" \
+        "$(field "$r" batch)"
 }
 {
     echo "check-and-reserve, $CLIENTS clients (wrk -t2), ${DURATION}s each, inv-api --threads $THREADS, $(nproc) cores"
-    printf '%-28s %12s %9s %9s %9s %7s\n' "" "requests/s" "p50 ms" "p99 ms" "max ms" "ratio"
+    printf '%-28s %12s %9s %9s %9s %7s %7s\n' "" "requests/s" "p50 ms" "p99 ms" "max ms" "ratio" \
+        "batch"
     row "static reply (raw HTTP)" "$R_STATIC"
     row "reserve, one hot sku" "$R_HOT"
     row "reserve, $SKUS skus" "$R_SPREAD"

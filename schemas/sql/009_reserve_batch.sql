@@ -28,12 +28,15 @@
 -- commits and returns the stored answer (replay). The caller sends each
 -- key at most once per batch.
 --
+-- A fresh key whose event_id is in the ledger already was granted by an
+-- earlier request whose key row is gone (a purge): its ledger row is the
+-- answer, and nothing is applied again.
+--
 -- The RESERVEs are applied with the statements sf_apply_stage runs for
--- RESERVE events: ledger rows (ON CONFLICT DO NOTHING: an event_id already
--- there was applied by an earlier request whose key row is gone, and its
--- ledger row is the answer), reservations per (ref, sku, location),
--- positions.reserved by the change of outstanding, dirty, and the outbox
--- row the relay publishes (007). No pg_notify: see api_reserve_notify.
+-- RESERVE events, as one statement: ledger rows, reservations per (ref,
+-- sku, location), positions.reserved by the change of outstanding, dirty,
+-- and the outbox row the relay publishes (007). No pg_notify: inv-api
+-- wakes the reconciler after the commit (api/reserve.c res__notify).
 
 DROP FUNCTION IF EXISTS sf_reserve(text, text, text, text, text, bigint, text, text, bigint,
                                    bigint, text);
@@ -66,7 +69,6 @@ DECLARE
     c_sku text[];                              -- candidate rows, key order
     c_loc text[];
     c_avail bigint[];
-    applied text[];
     r record;
     j int;
     best int;
@@ -105,6 +107,21 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
+
+    -- A fresh key whose event is in the ledger already (its key's row was
+    -- purged): the ledger's row is the first answer, and is stored again.
+    FOR r IN
+        SELECT u.x, g.location AS l, g.expires_at AS x_at
+        FROM unnest(p_event_ids) WITH ORDINALITY AS u(e, x)
+        JOIN ledger g ON g.event_id = u.e
+        WHERE st[u.x] = 0
+    LOOP
+        st[r.x] := 201;
+        o_replay[r.x] := true;
+        o_eid[r.x] := p_event_ids[r.x];
+        o_loc[r.x] := r.l;
+        o_exp[r.x] := r.x_at;
+    END LOOP;
 
     -- Channels: their buffer; an unknown one is 404 and its key is freed.
     FOR r IN
@@ -189,85 +206,69 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- Apply the grants as sf_apply_stage applies RESERVEs.
-    WITH ins AS (
-        INSERT INTO ledger (event_id, kind, sku, location, qty, occurred_at, source, channel,
-                            ref, condition, expires_at, stream_seq)
-        SELECT u.e, 'RESERVE', u.sku, u.loc, u.qty, u.at, p_source, u.ch, u.ref, NULL,
-               u.x_at, NULL
+    -- Apply the grants as sf_apply_stage applies RESERVEs, and store the
+    -- answers of the fresh keys (replays, 404 and 422 are not stored):
+    -- one statement. Its parts run in no fixed order, which is safe: every
+    -- row they touch is either new (ledger, outbox: an event_id is made
+    -- from its key, whose row this transaction holds, and was not in the
+    -- ledger above) or reached only through a positions row this
+    -- transaction has locked already (reservations, dirty), as in
+    -- sf_apply_stage.
+    WITH g AS (
+        SELECT u.e, u.sku, u.loc, u.qty, u.ch, u.ref, u.at, u.x_at
         FROM unnest(st, o_replay, p_event_ids, p_skus, o_loc, p_qtys, p_channels, p_refs,
                     p_occurred_ats, p_expires_ats) AS u(s, rp, e, sku, loc, qty, ch, ref, at, x_at)
-        WHERE u.s = 201 AND NOT u.rp
-        ORDER BY u.e
-        ON CONFLICT (event_id) DO NOTHING
-        RETURNING ledger.event_id)
-    SELECT COALESCE(array_agg(ins.event_id), '{}') INTO applied FROM ins;
-
-    -- A grant whose event_id was in the ledger already (its key's row was
-    -- purged): the ledger's row is the first answer.
-    FOR r IN
-        SELECT u.x, g.location AS l, g.expires_at AS x_at
-        FROM unnest(st, o_replay, p_event_ids) WITH ORDINALITY AS u(s, rp, e, x)
-        JOIN ledger g ON g.event_id = u.e
-        WHERE u.s = 201 AND NOT u.rp AND NOT (u.e = ANY (applied))
-    LOOP
-        o_replay[r.x] := true;
-        o_loc[r.x] := r.l;
-        o_exp[r.x] := r.x_at;
-    END LOOP;
-
-    IF cardinality(applied) > 0 THEN
-        -- reserved moves by new outstanding - old outstanding per key.
-        WITH src AS (
-            SELECT u.ref, u.sku, u.loc AS location, sum(u.qty) AS qty, max(u.x_at) AS x_at
-            FROM unnest(p_event_ids, p_refs, p_skus, o_loc, p_qtys, p_expires_ats)
-                 AS u(e, ref, sku, loc, qty, x_at)
-            WHERE u.e = ANY (applied)
-            GROUP BY u.sku, u.loc, u.ref),
-        up AS (
-            INSERT INTO reservations AS rv (ref, sku, location, reserved, released, sold,
-                                            expires_at, never_expires)
-            SELECT src.ref, src.sku, src.location, src.qty, 0, 0, src.x_at, false
-            FROM src ORDER BY src.sku, src.location, src.ref
-            ON CONFLICT (ref, sku, location) DO UPDATE SET
-                reserved = rv.reserved + excluded.reserved,
-                expires_at = GREATEST(rv.expires_at, excluded.expires_at),
-                updated_at = now()
-            RETURNING rv.ref, rv.sku, rv.location, rv.reserved, rv.released, rv.sold,
-                      rv.outstanding),
-        d AS (
-            SELECT up.sku, up.location,
-                   sum(up.outstanding
-                       - GREATEST(0, up.reserved - src.qty - up.released - up.sold)) AS delta
-            FROM up JOIN src ON src.ref = up.ref AND src.sku = up.sku
-                            AND src.location = up.location
-            GROUP BY up.sku, up.location)
+        WHERE u.s = 201 AND NOT u.rp),
+    ins AS (
+        INSERT INTO ledger (event_id, kind, sku, location, qty, occurred_at, source, channel,
+                            ref, condition, expires_at, stream_seq)
+        SELECT g.e, 'RESERVE', g.sku, g.loc, g.qty, g.at, p_source, g.ch, g.ref, NULL, g.x_at,
+               NULL
+        FROM g ORDER BY g.e
+        RETURNING ledger.event_id, ledger.sku, ledger.location, ledger.qty, ledger.ref,
+                  ledger.channel, ledger.occurred_at, ledger.expires_at),
+    src AS (
+        SELECT ins.ref, ins.sku, ins.location, sum(ins.qty) AS qty, max(ins.expires_at) AS x_at
+        FROM ins GROUP BY ins.sku, ins.location, ins.ref),
+    -- reserved moves by new outstanding - old outstanding per key.
+    up AS (
+        INSERT INTO reservations AS rv (ref, sku, location, reserved, released, sold,
+                                        expires_at, never_expires)
+        SELECT src.ref, src.sku, src.location, src.qty, 0, 0, src.x_at, false
+        FROM src ORDER BY src.sku, src.location, src.ref
+        ON CONFLICT (ref, sku, location) DO UPDATE SET
+            reserved = rv.reserved + excluded.reserved,
+            expires_at = GREATEST(rv.expires_at, excluded.expires_at),
+            updated_at = now()
+        RETURNING rv.ref, rv.sku, rv.location, rv.reserved, rv.released, rv.sold,
+                  rv.outstanding),
+    d AS (
+        SELECT up.sku, up.location,
+               sum(up.outstanding
+                   - GREATEST(0, up.reserved - src.qty - up.released - up.sold)) AS delta
+        FROM up JOIN src ON src.ref = up.ref AND src.sku = up.sku AND src.location = up.location
+        GROUP BY up.sku, up.location),
+    pos AS (
         UPDATE positions p SET reserved = p.reserved + d.delta, version = p.version + 1,
                                updated_at = now()
         FROM d
-        WHERE p.sku = d.sku AND p.location = d.location;
-
+        WHERE p.sku = d.sku AND p.location = d.location),
+    dt AS (
         INSERT INTO dirty AS dt (sku)
-        SELECT DISTINCT u.sku FROM unnest(p_event_ids, p_skus) AS u(e, sku)
-        WHERE u.e = ANY (applied) ORDER BY 1
-        ON CONFLICT (sku) DO UPDATE SET marked_at = now();
-
+        SELECT DISTINCT ins.sku FROM ins ORDER BY 1
+        ON CONFLICT (sku) DO UPDATE SET marked_at = now()),
+    ob AS (
         INSERT INTO outbox (event_id, kind, sku, location, qty, occurred_at, source, channel,
                             ref, expires_at)
-        SELECT u.e, 'RESERVE', u.sku, u.loc, u.qty, u.at, p_source, u.ch, u.ref, u.x_at
-        FROM unnest(p_event_ids, p_skus, o_loc, p_qtys, p_channels, p_refs, p_occurred_ats,
-                    p_expires_ats) AS u(e, sku, loc, qty, ch, ref, at, x_at)
-        WHERE u.e = ANY (applied)
-        ORDER BY u.e
-        ON CONFLICT DO NOTHING;
-    END IF;
-
-    -- Store the answers of the fresh keys (replays and 404/422 are not).
-    UPDATE idempotency d
-    SET status = u.s, event_id = u.e, location = u.l, expires_at = u.x_at, available = u.a
-    FROM unnest(p_keys, st, o_replay, o_eid, o_loc, o_exp, o_avail) WITH ORDINALITY
-         AS u(k, s, rp, e, l, x_at, a, x)
-    WHERE d.key = u.k AND u.s IN (201, 409) AND u.k = ANY (fresh);
+        SELECT ins.event_id, 'RESERVE', ins.sku, ins.location, ins.qty, ins.occurred_at,
+               p_source, ins.channel, ins.ref, ins.expires_at
+        FROM ins ORDER BY ins.event_id),
+    idem AS (
+        UPDATE idempotency d
+        SET status = u.s, event_id = u.e, location = u.l, expires_at = u.x_at, available = u.a
+        FROM unnest(p_keys, st, o_eid, o_loc, o_exp, o_avail) AS u(k, s, e, l, x_at, a)
+        WHERE d.key = u.k AND u.s IN (201, 409) AND u.k = ANY (fresh))
+    SELECT count(*) INTO j FROM ins;
 
     RETURN QUERY
     SELECT u.x::int, u.s, u.e, u.l, u.x_at, u.a, u.rp

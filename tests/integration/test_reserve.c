@@ -447,6 +447,47 @@ Test(reserve, concurrent_requests_share_batches_and_a_full_queue_says_503)
     fx_stop(cons, SIGTERM, 30000);
 }
 
+/* A key whose idempotency row is gone (a purge) is answered from the
+ * ledger: the same event, location and expiry, marked replayed, and
+ * nothing reserved twice. */
+Test(reserve, a_purged_key_is_answered_from_the_ledger)
+{
+    char lines[256];
+    snprintf(lines, sizeof lines,
+             "{\"event_id\":\"purge-1\",\"kind\":\"RECEIPT\",\"sku\":\"PURGE\","
+             "\"location\":\"CC-L1\",\"qty\":3," AT ",\"source\":\"rt\"}\n");
+    const char *argv[] = {"inv-consumer", NULL};
+    pid_t cons = fx_spawn(argv, NULL);
+    ingest_wait("reserve-purge.jsonl", lines, 1);
+    char key[128];
+    pid_t api;
+    int port = rc_start_api("reserve-purge.log", "2", key, sizeof key, &api);
+    const char *body =
+        "{\"ref\":\"pg-1\",\"sku\":\"PURGE\",\"qty\":2,\"location\":\"CC-L1\",\"ttl_s\":60}";
+    char first[256], again[256], rp[8];
+    cr_assert_eq(rc_post(port, key, "purge-key", body, first, sizeof first, rp, sizeof rp), 201,
+                 "%s", first);
+    cr_assert_str_empty(rp);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM idempotency WHERE key = 'purge-key'"), 1);
+    fx_query_i64("WITH d AS (DELETE FROM idempotency WHERE key = 'purge-key' RETURNING 1)"
+                 " SELECT count(*) FROM d");
+    cr_assert_eq(rc_post(port, key, "purge-key", body, again, sizeof again, rp, sizeof rp), 201,
+                 "%s", again);
+    cr_assert_str_eq(again, first);
+    cr_assert_str_eq(rp, "true");
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger WHERE kind = 'RESERVE'"), 1);
+    cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'PURGE'"), 2);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM outbox"), 1);
+    /* Stored again for the key: a third try is an ordinary replay. */
+    cr_assert_eq(rc_post(port, key, "purge-key", body, again, sizeof again, rp, sizeof rp), 201);
+    cr_assert_str_eq(again, first);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM idempotency WHERE key = 'purge-key'"
+                              " AND status = 201 AND location = 'CC-L1'"),
+                 1);
+    fx_stop(api, SIGTERM, 30000);
+    fx_stop(cons, SIGTERM, 30000);
+}
+
 /* Bad input: 400 naming the field; 401, 403, 405 like the other routes. */
 Test(reserve, bad_requests_name_their_field)
 {
