@@ -488,6 +488,55 @@ Test(reserve, a_purged_key_is_answered_from_the_ledger)
     fx_stop(cons, SIGTERM, 30000);
 }
 
+/* Requests travel to PostgreSQL as array literals (common/db.h): quotes,
+ * backslashes, braces, commas, SQL and the word NULL in the key, ref and
+ * sku arrive byte for byte, as text, and a replay finds them again. */
+Test(reserve, awkward_strings_arrive_byte_for_byte)
+{
+    /* sku: we"ird\sku{,}'; --   ref: NULL   key: k"\{},NULL;-- */
+    const char *sku_json = "we\\\"ird\\\\sku{,}'; --";
+    const char *sku_sql = "we\"ird\\sku{,}''; --";
+    char lines[512];
+    snprintf(lines, sizeof lines,
+             "{\"event_id\":\"awk-1\",\"kind\":\"RECEIPT\",\"sku\":\"%s\","
+             "\"location\":\"CC-L1\",\"qty\":4," AT ",\"source\":\"rt\"}\n",
+             sku_json);
+    const char *argv[] = {"inv-consumer", NULL};
+    pid_t cons = fx_spawn(argv, NULL);
+    ingest_wait("reserve-awkward.jsonl", lines, 1);
+    char key[128];
+    pid_t api;
+    int port = rc_start_api("reserve-awkward.log", "2", key, sizeof key, &api);
+    char body[512], ans[256], again[256], rp[8], q[512];
+    snprintf(body, sizeof body,
+             "{\"ref\":\"NULL\",\"sku\":\"%s\",\"qty\":3,\"location\":\"CC-L1\",\"ttl_s\":60}",
+             sku_json);
+    const char *idem = "k\"\\{},NULL;--";
+    cr_assert_eq(rc_post(port, key, idem, body, ans, sizeof ans, rp, sizeof rp), 201, "%s", ans);
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM ledger WHERE kind = 'RESERVE' AND sku = '%s' AND ref = 'NULL'"
+             " AND qty = 3",
+             sku_sql);
+    cr_assert_eq(fx_query_i64(q), 1);
+    snprintf(q, sizeof q, "SELECT reserved FROM positions WHERE sku = '%s'", sku_sql);
+    cr_assert_eq(fx_query_i64(q), 3);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM idempotency WHERE key = 'k\"\\{},NULL;--'"
+                              " AND status = 201"),
+                 1);
+    /* The same key again: the stored answer; one unit more: 409. */
+    cr_assert_eq(rc_post(port, key, idem, body, again, sizeof again, rp, sizeof rp), 201);
+    cr_assert_str_eq(again, ans);
+    cr_assert_str_eq(rp, "true");
+    snprintf(body, sizeof body,
+             "{\"ref\":\"NULL\",\"sku\":\"%s\",\"qty\":2,\"location\":\"CC-L1\",\"ttl_s\":60}",
+             sku_json);
+    cr_assert_eq(rc_post(port, key, "k2\"\\", body, ans, sizeof ans, rp, sizeof rp), 409, "%s",
+                 ans);
+    cr_assert_str_eq(ans, "{\"available\":1}\n");
+    fx_stop(api, SIGTERM, 30000);
+    fx_stop(cons, SIGTERM, 30000);
+}
+
 /* Bad input: 400 naming the field; 401, 403, 405 like the other routes. */
 Test(reserve, bad_requests_name_their_field)
 {
