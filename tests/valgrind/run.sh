@@ -136,6 +136,17 @@ api_round() {
     [[ "$(api '/v1/stock/%zz' "$KEY")" == 400 ]] || die "bad path not 400"
     [[ "$(api '/v1/channels/web/stock?sku=SKU-1&sku=SKU-2' "$KEY")" == 200 ]] || die "channel batch"
     [[ "$(api /metrics "$ADMIN")" == 200 ]] || die "/metrics"
+    # Check-and-reserve (the reserver's threads, api/reserve.h): a location
+    # and a channel reservation with new keys, and the first one again.
+    reserve "vg-$rounds-l" '{"ref":"vg-'"$rounds"'","sku":"SKU-1","qty":1,"location":"LOC-1","ttl_s":60}'
+    reserve "vg-$rounds-c" '{"ref":"vg-'"$rounds"'","sku":"SKU-2","qty":1,"channel":"web","ttl_s":60}'
+    reserve "vg-$rounds-l" '{"ref":"vg-'"$rounds"'","sku":"SKU-1","qty":1,"location":"LOC-1","ttl_s":60}'
+}
+reserve() { # reserve KEY BODY: 201 or 409, else die
+    local s
+    s=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $ADMIN" \
+        -H "Idempotency-Key: $1" -d "$2" "http://127.0.0.1:$api_port/v1/reservations" || echo 000)
+    [[ "$s" == 201 || "$s" == 409 ]] || die "POST /v1/reservations $2: $s"
 }
 
 rounds=0
@@ -147,7 +158,7 @@ while :; do
     api_round
     rounds=$((rounds + 1))
     sleep 2
-    ledger=$(psql_db -tAc "SELECT count(*) FROM ledger WHERE source <> 'reservation-expiry'" 2>/dev/null || echo 0)
+    ledger=$(psql_db -tAc "SELECT count(*) FROM ledger WHERE source NOT IN ('reservation-expiry', 'inv-api')" 2>/dev/null || echo 0)
     ((ledger >= expected)) || continue
     kill -0 "$CLIENT_PID" 2>/dev/null && continue
     settle=$(psql_db -tAc "SELECT (SELECT count(*) FROM dirty) + (SELECT count(*) FROM channel_stock WHERE state = 'pending')")
