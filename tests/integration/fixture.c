@@ -258,6 +258,16 @@ jsCtx *fx_js(void)
     return fx__js;
 }
 
+uint64_t fx_stream_msgs(const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_GetStreamInfo(&si, fx_js(), stream, NULL, NULL);
+    cr_assert(s == NATS_OK, "fx_stream_msgs: stream %s: %s", stream, natsStatus_GetText(s));
+    uint64_t n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
 static void fx__delete_stream(jsCtx *js, const char *name)
 {
     jsErrCode jerr = 0;

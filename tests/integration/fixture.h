@@ -75,6 +75,8 @@ const char *fx_query_str(const char *sql, char *buf, size_t size);
  * use and cached. */
 natsConnection *fx_nats(void);
 jsCtx *fx_js(void);
+/* Messages stored in stream now. */
+uint64_t fx_stream_msgs(const char *stream);
 
 /* ---- processes ---- */
 

@@ -11,13 +11,18 @@
  *   over is refused by evhttp (413/400 or a close), never served;
  * - [consumer] max_msg_bytes: a message over it is sidelined to
  *   inv.dlq.decode unread, naming the limit; the events around it apply;
- * - a limit key out of range stops inv-api with exit 2 naming it.
+ * - [supplier.<id>] max_segments (and the other X12 limits): an 846 over a
+ *   lowered limit is refused whole, naming the file and the segment, moved
+ *   to rejected/ with its .errors file, and publishes nothing;
+ * - a limit key out of range stops inv-api (or inv-supplier) with exit 2
+ *   naming it.
  * docs/security.md lists every limit and the test that crosses it.
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -267,4 +272,96 @@ Test(limits, consumer_sidelines_a_message_over_max_msg_bytes)
               "the DLQ does not name the limit: %s", out);
     sf_codec_free(c);
     sf_broker_close(b);
+}
+
+/* acme of examples/suppliers (its sku map imported by the test) */
+static const char X12_SUPPLIER[] = "[supplier.acme]\nformat = x12-846\n"
+                                   "location_map = 0001=DC-EAST, 0002=STORE-NYC\n"
+                                   "timezone = -05:00\n";
+#define ACME_846 "examples/suppliers/acme-846.edi"
+
+/* inv-supplier --config cfg --supplier acme --file the acme sample; the
+ * exit code. */
+static int acme_file(const char *cfg, char *out, size_t size)
+{
+    const char *argv[] = {"inv-supplier", "--config", cfg,      "--supplier",
+                          "acme",         "--file",   ACME_846, NULL};
+    return fx_run(argv, NULL, out, size, 60000);
+}
+
+Test(limits, x12_document_over_max_segments_is_rejected_whole)
+{
+    /* the acme sample has 27 segments: 26 is one too few */
+    char cfg[512], root[512], path[1024], out[16384], text[1024], cmd[4096];
+    const char *map[] = {"invctl", "supplier-map", "import", "examples/suppliers/sku-map.csv",
+                         NULL};
+    cr_assert_eq(fx_run(map, NULL, out, sizeof out, 30000), 0, "%s", out);
+    snprintf(text, sizeof text, "%smax_segments = 26\n", X12_SUPPLIER);
+    write_cfg("limits-x12.ini", text, cfg, sizeof cfg);
+    sc_tmp("limits-drop", root, sizeof root);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && mkdir -p '%s/inbox/acme' && cp " ACME_846
+             " '%s/inbox/acme/advice.edi'",
+             root, root, root);
+    cr_assert(system(cmd) == 0, "%s", cmd);
+
+    /* --file: exit 1, the reason on stderr with the file and the segment */
+    int rc = acme_file(cfg, out, sizeof out);
+    cr_assert_eq(rc, 1, "exit %d: %s", rc, out);
+    cr_assert(strstr(out, ACME_846 ": segment 27: more than 26 segments in the interchange "
+                                   "(max_segments)"),
+              "%s", out);
+
+    /* the drop directory: the document goes to rejected/ with its reason */
+    const char *watch[] = {"inv-supplier", "--config", cfg, "--watch", root, "--once", NULL};
+    rc = fx_run(watch, NULL, out, sizeof out, 60000);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/rejected/acme/advice.edi", root);
+    cr_assert(stat(path, &sb) == 0, "not rejected: %s\n%s", path, out);
+    snprintf(path, sizeof path, "%s/inbox/acme/advice.edi", root);
+    cr_assert(stat(path, &sb) != 0, "left in the inbox");
+    snprintf(path, sizeof path, "%s/rejected/acme/advice.edi.errors", root);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no %s", path);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    char want[1200];
+    snprintf(want, sizeof want,
+             "%s/inbox/acme/advice.edi: segment 27: more than 26 segments in the interchange "
+             "(max_segments)",
+             root);
+    cr_assert(strstr(out, want), "%s lacks '%s':\n%s", path, want, out);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 0, "a refused document publishes nothing");
+
+    /* the same document under the default limits goes through */
+    write_cfg("limits-x12.ini", X12_SUPPLIER, cfg, sizeof cfg);
+    rc = acme_file(cfg, out, sizeof out);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 5);
+}
+
+Test(limits, supplier_limit_keys_out_of_range_are_usage_errors)
+{
+    static const char *const bad[][2] = {
+        {"max_segments = 5", "[supplier.acme] max_segments: '5' is not a whole number of segments "
+                             "from 6 to 20000000"},
+        {"max_elements = 65", "[supplier.acme] max_elements: '65' is not a whole number of "
+                              "elements from 16 to 64"},
+        {"max_element_bytes = 0", "[supplier.acme] max_element_bytes: '0' is not a whole number "
+                                  "of bytes from 16 to 4096"},
+        {"max_locations_per_lin = 1001", "[supplier.acme] max_locations_per_lin: '1001' is not a "
+                                         "whole number of locations from 1 to 1000"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cfg[512], out[4096], text[512], at[600];
+        snprintf(text, sizeof text, "%s%s\n", X12_SUPPLIER, bad[i][0]);
+        write_cfg("limits-bad-x12.ini", text, cfg, sizeof cfg);
+        int rc = acme_file(cfg, out, sizeof out);
+        cr_assert_eq(rc, 2, "%s: exit %d: %s", bad[i][0], rc, out);
+        snprintf(at, sizeof at, "%s:5: %s", cfg, bad[i][1]);
+        cr_assert(strstr(out, at), "%s: message lacks '%s': %s", bad[i][0], at, out);
+    }
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 0);
 }
