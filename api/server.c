@@ -199,17 +199,19 @@ static void srv__db_error(srv__ctx *c, sf_status st, const sf_error *err, const 
 
 /* ---------------------------------------------------------------- handlers --- */
 
-/* From the read model when it is current (read_model.h), else from
- * PostgreSQL; both give the same bytes and the same 404. */
-static void srv__stock(srv__ctx *c, const api_request *rq)
+/* GET /v1/stock/{sku} (location NULL) and .../locations/{location}: from
+ * the read model when it is current (read_model.h), else from PostgreSQL;
+ * both give the same bytes and the same 404. */
+static void srv__stock_read(srv__ctx *c, const char *sku, const char *location)
 {
+    api_rm *rm = c->w->srv->rm;
     json_t *j = NULL;
     sf_error err;
     sf_status st;
     api_rm_result rr = API_RM_UNAVAILABLE;
-    struct evbuffer *b = c->w->srv->rm ? evbuffer_new() : NULL;
+    struct evbuffer *b = rm ? evbuffer_new() : NULL;
     if (b)
-        rr = api_rm_stock(c->w->srv->rm, rq->sku, b);
+        rr = location ? api_rm_stock_location(rm, sku, location, b) : api_rm_stock(rm, sku, b);
     if (rr == API_RM_HIT) {
         srv__send(c, 200, "application/json", b);
         evbuffer_free(b);
@@ -218,48 +220,30 @@ static void srv__stock(srv__ctx *c, const api_request *rq)
     if (b)
         evbuffer_free(b);
     if (rr == API_RM_UNKNOWN)
-        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded");
+        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded%s", location ? " at this location" : "");
+    else if (location)
+        st = api_db_stock_location(c->w->db, sku, location, &j, &err);
     else
-        st = api_db_stock(c->w->db, rq->sku, &j, &err);
+        st = api_db_stock(c->w->db, sku, &j, &err);
     if (st) {
-        char q[SF_STR_MAX * 4 + 8];
-        sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
-        srv__db_error(c, st, &err, "sku", q);
+        char q[SF_STR_MAX * 4 + 8], what[SF_STR_MAX * 5 + 32];
+        sf_str_quote(sku, strlen(sku), q, sizeof q);
+        snprintf(what, sizeof what, "%s%s%s", q, location ? " at " : "", location ? location : "");
+        srv__db_error(c, st, &err, "sku", what);
         return;
     }
     srv__db_ok(c);
     srv__json(c, 200, j);
 }
 
+static void srv__stock(srv__ctx *c, const api_request *rq)
+{
+    srv__stock_read(c, rq->sku, NULL);
+}
+
 static void srv__stock_location(srv__ctx *c, const api_request *rq)
 {
-    json_t *j = NULL;
-    sf_error err;
-    sf_status st;
-    api_rm_result rr = API_RM_UNAVAILABLE;
-    struct evbuffer *b = c->w->srv->rm ? evbuffer_new() : NULL;
-    if (b)
-        rr = api_rm_stock_location(c->w->srv->rm, rq->sku, rq->location, b);
-    if (rr == API_RM_HIT) {
-        srv__send(c, 200, "application/json", b);
-        evbuffer_free(b);
-        return;
-    }
-    if (b)
-        evbuffer_free(b);
-    if (rr == API_RM_UNKNOWN)
-        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded at this location");
-    else
-        st = api_db_stock_location(c->w->db, rq->sku, rq->location, &j, &err);
-    if (st) {
-        char q[SF_STR_MAX * 4 + 8], what[SF_STR_MAX * 5 + 32];
-        sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
-        snprintf(what, sizeof what, "%s at %s", q, rq->location);
-        srv__db_error(c, st, &err, "sku", what);
-        return;
-    }
-    srv__db_ok(c);
-    srv__json(c, 200, j);
+    srv__stock_read(c, rq->sku, rq->location);
 }
 
 static void srv__channel_stock(srv__ctx *c, const api_request *rq)
