@@ -305,6 +305,8 @@ int main(int argc, char **argv)
         .burst = cfg.api.burst,
         .max_header_bytes = cfg.api.max_header_bytes,
         .max_body_bytes = cfg.api.max_body_bytes,
+        .max_query_bytes = cfg.api.max_query_bytes,
+        .max_ledger_page = cfg.api.max_ledger_page,
         .threads = (int)threads,
         .listen_fd = fd,
         .ring = ring,

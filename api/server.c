@@ -47,8 +47,7 @@
 #include "sse.h"
 
 #define SRV_TICK_MS 100
-#define SRV_LEDGER_LIMIT_DEFAULT 100
-#define SRV_LEDGER_LIMIT_MAX 1000
+#define SRV_LEDGER_LIMIT_DEFAULT 100 /* or max_ledger_page when that is lower */
 
 /* Scopes the read routes accept: ingest keys are for writing only. */
 #define SRV_READ_SCOPES ((unsigned)(SF_APIKEY_READ | SF_APIKEY_ADMIN))
@@ -75,6 +74,7 @@ struct api_server {
     sf_broker_tls nats_tls;
     SSL_CTX *ssl_ctx; /* HTTPS when set; shared by the workers (SSL_new is thread-safe) */
     int max_batch;
+    int max_query_bytes, max_ledger_page;
     double rate_per_key, burst;
     int64_t now_ms_override; /* 0: the real clock */
     sf_apikey_ring *ring;
@@ -280,9 +280,10 @@ static void srv__channel_stock(srv__ctx *c, const api_request *rq)
     srv__json(c, 200, j);
 }
 
-/* A whole decimal number in [min, max] from a query value. */
+/* A whole decimal number in [min, max] from a query value; limit (may be
+ * NULL) names the setting that max comes from. */
 static bool srv__int_param(srv__ctx *c, const api_request *rq, const char *key, long long min,
-                           long long max, long long *out)
+                           long long max, const char *limit, long long *out)
 {
     size_t seen = 0;
     const char *v = NULL;
@@ -304,8 +305,8 @@ static bool srv__int_param(srv__ctx *c, const api_request *rq, const char *key, 
     if (!*v || *end || errno || x < min || x > max || v[0] == '+' || v[0] == ' ') {
         char q[SF_STR_MAX * 4 + 8];
         sf_str_quote(v, strlen(v), q, sizeof q);
-        srv__error(c, 400, key, "field %s: %s is not a whole number in %lld..%lld", key, q, min,
-                   max);
+        srv__error(c, 400, key, "field %s: %s is not a whole number in %lld..%lld%s%s%s", key, q,
+                   min, max, limit ? " ([api] " : "", limit ? limit : "", limit ? ")" : "");
         return false;
     }
     *out = x;
@@ -314,9 +315,10 @@ static bool srv__int_param(srv__ctx *c, const api_request *rq, const char *key, 
 
 static void srv__ledger(srv__ctx *c, const api_request *rq)
 {
-    long long limit = SRV_LEDGER_LIMIT_DEFAULT, after = 0;
-    if (!srv__int_param(c, rq, "limit", 1, SRV_LEDGER_LIMIT_MAX, &limit) ||
-        !srv__int_param(c, rq, "after", 0, INT64_MAX, &after))
+    int page = c->w->srv->max_ledger_page;
+    long long limit = page < SRV_LEDGER_LIMIT_DEFAULT ? page : SRV_LEDGER_LIMIT_DEFAULT, after = 0;
+    if (!srv__int_param(c, rq, "limit", 1, page, "max_ledger_page", &limit) ||
+        !srv__int_param(c, rq, "after", 0, INT64_MAX, NULL, &after))
         return;
     const char *location = NULL;
     size_t nloc = 0;
@@ -619,15 +621,23 @@ static bool srv__authorized(srv__ctx *c)
         c, evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization"));
 }
 
+/* 414 when query is longer than max bytes (limit: the setting that says
+ * so); true when answered. */
+static bool srv__query_too_long(srv__ctx *c, const char *query, size_t max, const char *limit)
+{
+    size_t n = query ? strlen(query) : 0;
+    if (n <= max)
+        return false;
+    srv__error(c, 414, "query", "query string of %zu bytes, longer than %zu (%s)", n, max, limit);
+    return true;
+}
+
 /* GET /dashboard: public; ?key= is for the page's script only. */
 static void srv__dashboard(srv__ctx *c, api_request *rq, const char *query)
 {
     static const char *const keyonly[] = {"key", NULL};
-    if (query && strlen(query) > API_QUERY_MAX) {
-        srv__error(c, 414, "query", "query string of %zu bytes, longer than %d", strlen(query),
-                   API_QUERY_MAX);
+    if (srv__query_too_long(c, query, (size_t)c->w->srv->max_query_bytes, "[api] max_query_bytes"))
         return;
-    }
     if (!api_request_query(rq, query, 1, keyonly, "query")) {
         srv__error(c, rq->status, rq->field, "%s", rq->error);
         return;
@@ -652,20 +662,18 @@ static void srv__dashboard(srv__ctx *c, api_request *rq, const char *query)
 static void srv__ops_events(srv__ctx *c, api_request *rq, const char *query)
 {
     static const char *const allowed[] = {"key", "topics", NULL};
-    if (query && strlen(query) > API_QUERY_MAX) {
-        srv__error(c, 414, "query", "query string of %zu bytes, longer than %d", strlen(query),
-                   API_QUERY_MAX);
+    if (srv__query_too_long(c, query, (size_t)c->w->srv->max_query_bytes, "[api] max_query_bytes"))
         return;
-    }
     if (!api_request_query(rq, query, 2, allowed, "query")) {
         srv__error(c, rq->status, rq->field, "%s", rq->error);
         return;
     }
     const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
     const char *key = api_request_get(rq, "key");
-    char bearer[API_QUERY_MAX + 16];
+    char bearer[SF_APIKEY_KEY_MAX + 16]; /* a longer ?key= is no key: malformed */
     if (!hdr && key)
-        snprintf(bearer, sizeof bearer, "Bearer %s", key);
+        snprintf(bearer, sizeof bearer, "Bearer %s",
+                 strlen(key) <= SF_APIKEY_KEY_MAX ? key : "(too long)");
     if (!srv__authorized_as(c, hdr || !key ? hdr : bearer))
         return;
     const char *topics = api_request_get(rq, "topics");
@@ -715,13 +723,11 @@ static void srv__dispatch(srv__ctx *c, api_request *rq, bool params_ok, const ch
         srv__metrics(c);
         return;
     }
-    size_t qmax =
-        c->route == API_R_CHANNEL_STOCK ? (size_t)s->max_batch * 200 + 1024 : API_QUERY_MAX;
-    if (query && strlen(query) > qmax) {
-        srv__error(c, 414, "query", "query string of %zu bytes, longer than %zu", strlen(query),
-                   qmax);
+    bool batch = c->route == API_R_CHANNEL_STOCK;
+    if (srv__query_too_long(c, query,
+                            batch ? (size_t)s->max_batch * 200 + 1024 : (size_t)s->max_query_bytes,
+                            batch ? "[api] max_batch x 200 + 1024" : "[api] max_query_bytes"))
         return;
-    }
     static const char *const none[] = {NULL};
     static const char *const skus[] = {"sku", NULL};
     static const char *const ledger[] = {"location", "limit", "after", NULL};
@@ -889,6 +895,9 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
     *out = NULL;
     if (o->threads < 1 || o->threads > API_THREADS_MAX)
         return SF_ERR(err, SF_EINVAL, "threads: %d is not in 1..%d", o->threads, API_THREADS_MAX);
+    if (o->max_query_bytes < 1 || o->max_ledger_page < 1)
+        return SF_ERR(err, SF_EINVAL, "max_query_bytes %d and max_ledger_page %d must be >= 1",
+                      o->max_query_bytes, o->max_ledger_page);
     api_server *s = calloc(1, sizeof *s);
     if (!s)
         return SF_ERR(err, SF_ENOMEM, "out of memory");
@@ -896,6 +905,8 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
     atomic_init(&s->nats_down, false);
     pthread_mutex_init(&s->nats_mu, NULL);
     s->max_batch = o->max_batch;
+    s->max_query_bytes = o->max_query_bytes;
+    s->max_ledger_page = o->max_ledger_page;
     s->rate_per_key = o->rate_per_key;
     s->burst = o->burst;
     s->now_ms_override = o->now_ms_override;

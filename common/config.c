@@ -50,6 +50,8 @@ void sf_config_init(sf_config *cfg)
     cfg->api.burst = 2000;
     cfg->api.max_header_bytes = 16384;
     cfg->api.max_body_bytes = 65536;
+    cfg->api.max_query_bytes = 4096;
+    cfg->api.max_ledger_page = 1000;
     cfg__copy(cfg->ops.endpoint, sizeof cfg->ops.endpoint, "tcp://127.0.0.1:15560");
     cfg__copy(cfg->ops.sub_endpoint, sizeof cfg->ops.sub_endpoint, "tcp://127.0.0.1:15561");
     cfg->now_ms_override = 0;
@@ -113,6 +115,8 @@ static const cfg__key cfg__keys[] = {
     {"api", "burst", CFG_INT, CFG_AT(api.burst), 1, 1000000},
     {"api", "max_header_bytes", CFG_INT, CFG_AT(api.max_header_bytes), 1024, 1048576},
     {"api", "max_body_bytes", CFG_INT, CFG_AT(api.max_body_bytes), 0, 16777216},
+    {"api", "max_query_bytes", CFG_INT, CFG_AT(api.max_query_bytes), 256, 1048576},
+    {"api", "max_ledger_page", CFG_INT, CFG_AT(api.max_ledger_page), 1, 100000},
     {"ops", "endpoint", CFG_ENDPOINT, CFG_AT(ops.endpoint), 0, 0},
     {"ops", "sub_endpoint", CFG_ENDPOINT, CFG_AT(ops.sub_endpoint), 0, 0},
 };

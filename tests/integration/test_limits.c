@@ -9,6 +9,10 @@
  *   revoked, wrong_scope) in inv_api_auth_failures_total;
  * - [api] max_header_bytes and max_body_bytes: one byte under passes, far
  *   over is refused by evhttp (413/400 or a close), never served;
+ * - [api] max_query_bytes: a query string one byte over is 414 naming it
+ *   (API routes, the public dashboard and ?key= of the event stream alike),
+ *   one at the limit is read; [api] max_ledger_page: a larger `limit` is a
+ *   400 naming it, and a page without `limit` holds at most that many;
  * - [consumer] max_msg_bytes: a message over it is sidelined to
  *   inv.dlq.decode unread, naming the limit; the events around it apply;
  * - [supplier.<id>] max_segments (and the other X12 limits): an 846 over a
@@ -205,6 +209,79 @@ Test(limits, header_and_body_sizes_from_the_config)
     cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
 }
 
+/* target = path + "?" + n bytes of query: `name=` then 'x's. */
+static char *with_query(const char *path, const char *name, size_t n)
+{
+    size_t plen = strlen(path), nlen = strlen(name);
+    cr_assert(n > nlen);
+    char *t = malloc(plen + 1 + n + 1);
+    cr_assert(t);
+    memcpy(t, path, plen);
+    t[plen] = '?';
+    memcpy(t + plen + 1, name, nlen);
+    memset(t + plen + 1 + nlen, 'x', n - nlen);
+    t[plen + 1 + n] = '\0';
+    return t;
+}
+
+/* The JSON error of r: status, field and a message holding needle. */
+static void json_error_is(api_resp *r, int status, const char *field, const char *needle)
+{
+    cr_assert_eq(r->status, status, "%d: %s", r->status, r->body);
+    json_t *j = api_json(r);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    cr_assert(msg && strstr(msg, needle), "error lacks '%s': %s", needle, r->body);
+    cr_assert(!strcmp(json_string_value(json_object_get(j, "field")), field), "%s", r->body);
+    json_decref(j);
+    api_resp_free(r);
+}
+
+Test(limits, query_bytes_and_ledger_page_from_the_config)
+{
+    api_load_data();
+    char key[128], cfg[512];
+    api_add_key("reader", "read", key, sizeof key, NULL, 0);
+    write_cfg("limits-query.ini", "[api]\nmax_query_bytes = 300\nmax_ledger_page = 4\n", cfg,
+              sizeof cfg);
+    const char *extra[] = {"--config", cfg, NULL};
+    pid_t pid;
+    int port = api_start("limits-query.log", extra, &pid);
+    api_resp r;
+
+    /* 300 bytes are read (an unknown parameter: 400), 301 are not (414) */
+    char *t = with_query("/v1/stock/SKU-A", "pad=", 300);
+    api_get(port, t, key, &r);
+    json_error_is(&r, 400, "query", "pad");
+    free(t);
+    t = with_query("/v1/stock/SKU-A", "pad=", 301);
+    api_get(port, t, key, &r);
+    json_error_is(&r, 414, "query",
+                  "query string of 301 bytes, longer than 300 ([api] max_query_bytes)");
+    free(t);
+    /* the public page and the event stream's ?key= meet the same limit */
+    t = with_query("/dashboard", "key=", 301);
+    api_get(port, t, NULL, &r);
+    json_error_is(&r, 414, "query", "[api] max_query_bytes");
+    free(t);
+    t = with_query("/v1/ops/events", "key=", 301);
+    api_get(port, t, NULL, &r);
+    json_error_is(&r, 414, "query", "[api] max_query_bytes");
+    free(t);
+
+    /* limit=4 is a page; 5 is a 400 naming the key; no limit: 4 at most */
+    json_t *j = api_get_json(port, "/v1/ledger/SKU-A?limit=4", key, 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "events")), 4);
+    json_decref(j);
+    api_get(port, "/v1/ledger/SKU-A?limit=5", key, &r);
+    json_error_is(&r, 400, "limit",
+                  "field limit: '5' is not a whole number in 1..4 ([api] max_ledger_page)");
+    j = api_get_json(port, "/v1/ledger/SKU-A", key, 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "events")), 4, "SKU-A has 6 events");
+    cr_assert(json_is_integer(json_object_get(j, "next_after")), "a next page");
+    json_decref(j);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+}
+
 Test(limits, limit_keys_out_of_range_are_usage_errors)
 {
     static const char *const bad[][2] = {
@@ -213,6 +290,9 @@ Test(limits, limit_keys_out_of_range_are_usage_errors)
         {"[api]\nmax_header_bytes = 100\n", "[api] max_header_bytes: out of range: 100"},
         {"[api]\nmax_body_bytes = 99999999\n", "[api] max_body_bytes: out of range"},
         {"[api]\nmax_batch = 100001\n", "[api] max_batch: out of range"},
+        {"[api]\nmax_query_bytes = 255\n", "[api] max_query_bytes: out of range: 255"},
+        {"[api]\nmax_ledger_page = 0\n", "[api] max_ledger_page: out of range: 0"},
+        {"[api]\nmax_ledger_page = 100001\n", "[api] max_ledger_page: out of range"},
         {"[ingest]\nmax_line = 10\n", "[ingest] max_line: out of range: 10"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
