@@ -578,22 +578,26 @@ static void srv__metrics(srv__ctx *c)
 static bool srv__authorized_as(srv__ctx *c, const char *auth)
 {
     bool write = c->route == API_R_RESERVE;
-    char name[SF_APIKEY_ID_MAX + 1] = "";
-    sf_apikey_verdict v = sf_apikey_ring_check(
-        c->w->srv->ring, auth, write ? SRV_WRITE_SCOPES : SRV_READ_SCOPES, NULL, name);
+    sf_apikey_who who;
+    sf_apikey_verdict v = sf_apikey_ring_check(c->w->srv->ring, auth,
+                                               write ? SRV_WRITE_SCOPES : SRV_READ_SCOPES, &who);
     int retry_s = 1;
+    char bucket[API_RATELIMIT_KEY_MAX + 1];
     switch (v) {
     case SF_APIKEY_OK:
-        if (api_ratelimit_take(c->w->srv->rl, name, srv__mono_us(), &retry_s))
+        /* one bucket per key: its id, and where it is kept (a config name
+         * cannot hold '.', so "apikey.<id>" is never a table id) */
+        snprintf(bucket, sizeof bucket, "%s%s", who.from_config ? "apikey." : "", who.id);
+        if (api_ratelimit_take(c->w->srv->rl, bucket, srv__mono_us(), &retry_s))
             return true;
         api_metrics_rate_limited(&c->w->metrics);
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_s);
         evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", ra);
         srv__error(c, 429, "authorization",
-                   "rate limit: key %s is over [api] rate_per_key (%g requests/s, burst %g); "
-                   "retry after %d s",
-                   name, c->w->srv->rate_per_key, c->w->srv->burst, retry_s);
+                   "rate limit: key %s (id %s) is over [api] rate_per_key (%g requests/s, burst "
+                   "%g); retry after %d s",
+                   who.name, who.id, c->w->srv->rate_per_key, c->w->srv->burst, retry_s);
         return false;
     case SF_APIKEY_FORBIDDEN:
         api_metrics_auth_fail(&c->w->metrics, API_AUTH_WRONG_SCOPE);

@@ -4,7 +4,10 @@
  * and the refused attempts counted in /metrics:
  * - [api] rate_per_key / burst: a key gets `burst` requests at once, the
  *   next is 429 with Retry-After and a message naming rate_per_key; another
- *   key is not affected; tokens come back at the configured rate;
+ *   key is not affected; tokens come back at the configured rate; buckets
+ *   follow the key's id, not its name: a config key and a table key of one
+ *   name have a bucket each, a renamed key keeps its (empty) bucket and a
+ *   new key given the old name gets a full one;
  * - failed key checks counted by reason (missing, malformed, unknown,
  *   revoked, wrong_scope) in inv_api_auth_failures_total;
  * - [api] max_header_bytes and max_body_bytes: one byte under passes, far
@@ -109,6 +112,88 @@ Test(limits, rate_per_key_gives_429_with_retry_after)
     cr_assert_eq(metric(m, "inv_api_rate_limited_total"), 1, "%s", m);
     cr_assert_eq(metric(m, "inv_api_requests_total{route=\"stock\",status=\"429\"}"), 1, "%s", m);
     free(m);
+    cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+}
+
+/* GET /v1/stock/SKU-A with key until the first 429 (at most 100 tries):
+ * the number of 200s before it; its message into msg. */
+static int drain(int port, const char *key, char *msg, size_t size)
+{
+    for (int ok = 0; ok < 100; ok++) {
+        api_resp r;
+        int st = api_get(port, "/v1/stock/SKU-A", key, &r);
+        if (st == 429) {
+            json_t *j = api_json(&r);
+            snprintf(msg, size, "%s", json_string_value(json_object_get(j, "error")));
+            json_decref(j);
+            api_resp_free(&r);
+            return ok;
+        }
+        cr_assert_eq(st, 200, "%d: %s", st, r.body);
+        api_resp_free(&r);
+    }
+    cr_assert(false, "no 429 in 100 requests");
+    return -1;
+}
+
+Test(limits, rate_buckets_follow_the_key_id_not_its_name)
+{
+    api_load_data();
+    char cfg_twin[128], table_twin[128], hasty[128], hasty2[128], ini[8192], section[1024];
+    char cfg[2048], text[2048], msg[512];
+    api_add_key("twin", "read", cfg_twin, sizeof cfg_twin, ini, sizeof ini); /* --ini: config */
+    api_ini_section(ini, section, sizeof section);
+    api_add_key("twin", "read", table_twin, sizeof table_twin, NULL, 0);
+    api_add_key("hasty", "read", hasty, sizeof hasty, NULL, 0);
+    snprintf(text, sizeof text, "[api]\nrate_per_key = 1\nburst = 20\n%s", section);
+    write_cfg("limits-buckets.ini", text, cfg, sizeof cfg);
+    const char *extra[] = {"--config", cfg, NULL};
+    pid_t pid;
+    int port = api_start("limits-buckets.log", extra, &pid);
+
+    /* [apikey.twin] and the table's key named twin: a bucket each */
+    cr_assert_geq(drain(port, cfg_twin, msg, sizeof msg), 20);
+    cr_assert(strstr(msg, "key twin (id twin)"), "%s", msg);
+    json_decref(api_get_json(port, "/v1/stock/SKU-A", table_twin, 200));
+
+    /* hasty drained, then renamed; a new key takes the name hasty */
+    cr_assert_geq(drain(port, hasty, msg, sizeof msg), 20);
+    fx_exec("UPDATE api_keys SET name = 'renamed' WHERE name = 'hasty'");
+    api_add_key("hasty", "read", hasty2, sizeof hasty2, NULL, 0);
+    /* until inv-api reloads api_keys (every 5 s), the new key is unknown;
+     * the renamed one keeps asking meanwhile, so its bucket stays empty */
+    int64_t t0 = fx_now_ms(), deadline = t0 + 15000;
+    int renamed_ok = 0, st;
+    for (;;) {
+        api_resp r;
+        st = api_get(port, "/v1/stock/SKU-A", hasty, &r);
+        renamed_ok += st == 200;
+        api_resp_free(&r);
+        st = api_get(port, "/v1/stock/SKU-A", hasty2, &r);
+        api_resp_free(&r);
+        if (st != 401)
+            break;
+        cr_assert(fx_now_ms() < deadline, "the new key was never loaded");
+        usleep(100 * 1000);
+    }
+    cr_assert_eq(st, 200, "the new key named hasty starts with a full bucket, not hasty's");
+    for (int i = 0; i < 14; i++)
+        json_decref(api_get_json(port, "/v1/stock/SKU-A", hasty2, 200));
+    /* the renamed key: still its own empty bucket (1 token a second) */
+    int refused = 0;
+    for (int i = 0; i < 5; i++) {
+        api_resp r;
+        st = api_get(port, "/v1/stock/SKU-A", hasty, &r);
+        if (st == 429) {
+            refused++;
+            cr_assert(strstr(r.body, "key renamed (id "), "%s", r.body);
+        }
+        api_resp_free(&r);
+    }
+    cr_assert_geq(refused, 4, "renaming a key gave it a fresh bucket");
+    int64_t secs = (fx_now_ms() - t0) / 1000;
+    cr_assert_leq(renamed_ok, secs + 2, "%d requests of the renamed key in %lld s", renamed_ok,
+                  (long long)secs);
     cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
 }
 
