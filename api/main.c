@@ -308,6 +308,8 @@ int main(int argc, char **argv)
         .reserve_threads = cfg.api.reserve_threads,
         .reserve_batch = cfg.api.reserve_batch,
         .reserve_queue = cfg.api.reserve_queue,
+        .max_query_bytes = cfg.api.max_query_bytes,
+        .max_ledger_page = cfg.api.max_ledger_page,
         .threads = (int)threads,
         .listen_fd = fd,
         .ring = ring,

@@ -1,8 +1,13 @@
 /*
  * ratelimit: the request rate per API key of inv-api (issue 8 point 6), a
- * token bucket per key id: `burst` tokens at most, refilled at `rate` per
+ * token bucket per key: `burst` tokens at most, refilled at `rate` per
  * second; a request takes one token or is refused with the seconds until
  * the next token (429 with Retry-After).
+ *
+ * The caller names the bucket by the key's identity, never by its name
+ * (server.c: the key id, "apikey.<id>" for a config key), so two keys
+ * never share a bucket, and renaming a key or issuing a revoked key's
+ * name again cannot hand anyone a fresh one.
  *
  * One table is shared by every serving thread (a key's requests land on
  * any thread), guarded by one mutex held for a hash probe and a few
@@ -21,7 +26,7 @@
 #include "sf_error.h"
 
 #define API_RATELIMIT_SLOTS 4096
-#define API_RATELIMIT_KEY_MAX 64
+#define API_RATELIMIT_KEY_MAX 80 /* "apikey." and a 64-byte id fit */
 
 typedef struct api_ratelimit api_ratelimit;
 

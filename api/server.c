@@ -47,8 +47,7 @@
 #include "sse.h"
 
 #define SRV_TICK_MS 100
-#define SRV_LEDGER_LIMIT_DEFAULT 100
-#define SRV_LEDGER_LIMIT_MAX 1000
+#define SRV_LEDGER_LIMIT_DEFAULT 100 /* or max_ledger_page when that is lower */
 
 /* Scopes the read routes accept: ingest keys are for writing only. */
 #define SRV_READ_SCOPES ((unsigned)(SF_APIKEY_READ | SF_APIKEY_ADMIN))
@@ -81,6 +80,7 @@ struct api_server {
     sf_broker_tls nats_tls;
     SSL_CTX *ssl_ctx; /* HTTPS when set; shared by the workers (SSL_new is thread-safe) */
     int max_batch;
+    int max_query_bytes, max_ledger_page;
     double rate_per_key, burst;
     int64_t now_ms_override; /* 0: the real clock */
     sf_apikey_ring *ring;
@@ -206,17 +206,19 @@ static void srv__db_error(srv__ctx *c, sf_status st, const sf_error *err, const 
 
 /* ---------------------------------------------------------------- handlers --- */
 
-/* From the read model when it is current (read_model.h), else from
- * PostgreSQL; both give the same bytes and the same 404. */
-static void srv__stock(srv__ctx *c, const api_request *rq)
+/* GET /v1/stock/{sku} (location NULL) and .../locations/{location}: from
+ * the read model when it is current (read_model.h), else from PostgreSQL;
+ * both give the same bytes and the same 404. */
+static void srv__stock_read(srv__ctx *c, const char *sku, const char *location)
 {
+    api_rm *rm = c->w->srv->rm;
     json_t *j = NULL;
     sf_error err;
     sf_status st;
     api_rm_result rr = API_RM_UNAVAILABLE;
-    struct evbuffer *b = c->w->srv->rm ? evbuffer_new() : NULL;
+    struct evbuffer *b = rm ? evbuffer_new() : NULL;
     if (b)
-        rr = api_rm_stock(c->w->srv->rm, rq->sku, b);
+        rr = location ? api_rm_stock_location(rm, sku, location, b) : api_rm_stock(rm, sku, b);
     if (rr == API_RM_HIT) {
         srv__send(c, 200, "application/json", b);
         evbuffer_free(b);
@@ -225,48 +227,30 @@ static void srv__stock(srv__ctx *c, const api_request *rq)
     if (b)
         evbuffer_free(b);
     if (rr == API_RM_UNKNOWN)
-        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded");
+        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded%s", location ? " at this location" : "");
+    else if (location)
+        st = api_db_stock_location(c->w->db, sku, location, &j, &err);
     else
-        st = api_db_stock(c->w->db, rq->sku, &j, &err);
+        st = api_db_stock(c->w->db, sku, &j, &err);
     if (st) {
-        char q[SF_STR_MAX * 4 + 8];
-        sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
-        srv__db_error(c, st, &err, "sku", q);
+        char q[SF_STR_MAX * 4 + 8], what[SF_STR_MAX * 5 + 32];
+        sf_str_quote(sku, strlen(sku), q, sizeof q);
+        snprintf(what, sizeof what, "%s%s%s", q, location ? " at " : "", location ? location : "");
+        srv__db_error(c, st, &err, "sku", what);
         return;
     }
     srv__db_ok(c);
     srv__json(c, 200, j);
 }
 
+static void srv__stock(srv__ctx *c, const api_request *rq)
+{
+    srv__stock_read(c, rq->sku, NULL);
+}
+
 static void srv__stock_location(srv__ctx *c, const api_request *rq)
 {
-    json_t *j = NULL;
-    sf_error err;
-    sf_status st;
-    api_rm_result rr = API_RM_UNAVAILABLE;
-    struct evbuffer *b = c->w->srv->rm ? evbuffer_new() : NULL;
-    if (b)
-        rr = api_rm_stock_location(c->w->srv->rm, rq->sku, rq->location, b);
-    if (rr == API_RM_HIT) {
-        srv__send(c, 200, "application/json", b);
-        evbuffer_free(b);
-        return;
-    }
-    if (b)
-        evbuffer_free(b);
-    if (rr == API_RM_UNKNOWN)
-        st = SF_ERR(&err, SF_ENOTFOUND, "no stock recorded at this location");
-    else
-        st = api_db_stock_location(c->w->db, rq->sku, rq->location, &j, &err);
-    if (st) {
-        char q[SF_STR_MAX * 4 + 8], what[SF_STR_MAX * 5 + 32];
-        sf_str_quote(rq->sku, strlen(rq->sku), q, sizeof q);
-        snprintf(what, sizeof what, "%s at %s", q, rq->location);
-        srv__db_error(c, st, &err, "sku", what);
-        return;
-    }
-    srv__db_ok(c);
-    srv__json(c, 200, j);
+    srv__stock_read(c, rq->sku, rq->location);
 }
 
 static void srv__channel_stock(srv__ctx *c, const api_request *rq)
@@ -303,9 +287,10 @@ static void srv__channel_stock(srv__ctx *c, const api_request *rq)
     srv__json(c, 200, j);
 }
 
-/* A whole decimal number in [min, max] from a query value. */
+/* A whole decimal number in [min, max] from a query value; limit (may be
+ * NULL) names the setting that max comes from. */
 static bool srv__int_param(srv__ctx *c, const api_request *rq, const char *key, long long min,
-                           long long max, long long *out)
+                           long long max, const char *limit, long long *out)
 {
     size_t seen = 0;
     const char *v = NULL;
@@ -327,8 +312,8 @@ static bool srv__int_param(srv__ctx *c, const api_request *rq, const char *key, 
     if (!*v || *end || errno || x < min || x > max || v[0] == '+' || v[0] == ' ') {
         char q[SF_STR_MAX * 4 + 8];
         sf_str_quote(v, strlen(v), q, sizeof q);
-        srv__error(c, 400, key, "field %s: %s is not a whole number in %lld..%lld", key, q, min,
-                   max);
+        srv__error(c, 400, key, "field %s: %s is not a whole number in %lld..%lld%s%s%s", key, q,
+                   min, max, limit ? " ([api] " : "", limit ? limit : "", limit ? ")" : "");
         return false;
     }
     *out = x;
@@ -337,9 +322,10 @@ static bool srv__int_param(srv__ctx *c, const api_request *rq, const char *key, 
 
 static void srv__ledger(srv__ctx *c, const api_request *rq)
 {
-    long long limit = SRV_LEDGER_LIMIT_DEFAULT, after = 0;
-    if (!srv__int_param(c, rq, "limit", 1, SRV_LEDGER_LIMIT_MAX, &limit) ||
-        !srv__int_param(c, rq, "after", 0, INT64_MAX, &after))
+    int page = c->w->srv->max_ledger_page;
+    long long limit = page < SRV_LEDGER_LIMIT_DEFAULT ? page : SRV_LEDGER_LIMIT_DEFAULT, after = 0;
+    if (!srv__int_param(c, rq, "limit", 1, page, "max_ledger_page", &limit) ||
+        !srv__int_param(c, rq, "after", 0, INT64_MAX, NULL, &after))
         return;
     const char *location = NULL;
     size_t nloc = 0;
@@ -686,22 +672,26 @@ static void srv__metrics(srv__ctx *c)
 static bool srv__authorized_as(srv__ctx *c, const char *auth)
 {
     bool write = c->route == API_R_RESERVE;
-    char name[SF_APIKEY_ID_MAX + 1] = "";
-    sf_apikey_verdict v = sf_apikey_ring_check(
-        c->w->srv->ring, auth, write ? SRV_WRITE_SCOPES : SRV_READ_SCOPES, NULL, name);
+    sf_apikey_who who;
+    sf_apikey_verdict v = sf_apikey_ring_check(c->w->srv->ring, auth,
+                                               write ? SRV_WRITE_SCOPES : SRV_READ_SCOPES, &who);
     int retry_s = 1;
+    char bucket[API_RATELIMIT_KEY_MAX + 1];
     switch (v) {
     case SF_APIKEY_OK:
-        if (api_ratelimit_take(c->w->srv->rl, name, srv__mono_us(), &retry_s))
+        /* one bucket per key: its id, and where it is kept (a config name
+         * cannot hold '.', so "apikey.<id>" is never a table id) */
+        snprintf(bucket, sizeof bucket, "%s%s", who.from_config ? "apikey." : "", who.id);
+        if (api_ratelimit_take(c->w->srv->rl, bucket, srv__mono_us(), &retry_s))
             return true;
         api_metrics_rate_limited(&c->w->metrics);
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_s);
         evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", ra);
         srv__error(c, 429, "authorization",
-                   "rate limit: key %s is over [api] rate_per_key (%g requests/s, burst %g); "
-                   "retry after %d s",
-                   name, c->w->srv->rate_per_key, c->w->srv->burst, retry_s);
+                   "rate limit: key %s (id %s) is over [api] rate_per_key (%g requests/s, burst "
+                   "%g); retry after %d s",
+                   who.name, who.id, c->w->srv->rate_per_key, c->w->srv->burst, retry_s);
         return false;
     case SF_APIKEY_FORBIDDEN:
         api_metrics_auth_fail(&c->w->metrics, API_AUTH_WRONG_SCOPE);
@@ -729,15 +719,23 @@ static bool srv__authorized(srv__ctx *c)
         c, evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization"));
 }
 
+/* 414 when query is longer than max bytes (limit: the setting that says
+ * so); true when answered. */
+static bool srv__query_too_long(srv__ctx *c, const char *query, size_t max, const char *limit)
+{
+    size_t n = query ? strlen(query) : 0;
+    if (n <= max)
+        return false;
+    srv__error(c, 414, "query", "query string of %zu bytes, longer than %zu (%s)", n, max, limit);
+    return true;
+}
+
 /* GET /dashboard: public; ?key= is for the page's script only. */
 static void srv__dashboard(srv__ctx *c, api_request *rq, const char *query)
 {
     static const char *const keyonly[] = {"key", NULL};
-    if (query && strlen(query) > API_QUERY_MAX) {
-        srv__error(c, 414, "query", "query string of %zu bytes, longer than %d", strlen(query),
-                   API_QUERY_MAX);
+    if (srv__query_too_long(c, query, (size_t)c->w->srv->max_query_bytes, "[api] max_query_bytes"))
         return;
-    }
     if (!api_request_query(rq, query, 1, keyonly, "query")) {
         srv__error(c, rq->status, rq->field, "%s", rq->error);
         return;
@@ -762,20 +760,18 @@ static void srv__dashboard(srv__ctx *c, api_request *rq, const char *query)
 static void srv__ops_events(srv__ctx *c, api_request *rq, const char *query)
 {
     static const char *const allowed[] = {"key", "topics", NULL};
-    if (query && strlen(query) > API_QUERY_MAX) {
-        srv__error(c, 414, "query", "query string of %zu bytes, longer than %d", strlen(query),
-                   API_QUERY_MAX);
+    if (srv__query_too_long(c, query, (size_t)c->w->srv->max_query_bytes, "[api] max_query_bytes"))
         return;
-    }
     if (!api_request_query(rq, query, 2, allowed, "query")) {
         srv__error(c, rq->status, rq->field, "%s", rq->error);
         return;
     }
     const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
     const char *key = api_request_get(rq, "key");
-    char bearer[API_QUERY_MAX + 16];
+    char bearer[SF_APIKEY_KEY_MAX + 16]; /* a longer ?key= is no key: malformed */
     if (!hdr && key)
-        snprintf(bearer, sizeof bearer, "Bearer %s", key);
+        snprintf(bearer, sizeof bearer, "Bearer %s",
+                 strlen(key) <= SF_APIKEY_KEY_MAX ? key : "(too long)");
     if (!srv__authorized_as(c, hdr || !key ? hdr : bearer))
         return;
     const char *topics = api_request_get(rq, "topics");
@@ -825,13 +821,11 @@ static void srv__dispatch(srv__ctx *c, api_request *rq, bool params_ok, const ch
         srv__metrics(c);
         return;
     }
-    size_t qmax =
-        c->route == API_R_CHANNEL_STOCK ? (size_t)s->max_batch * 200 + 1024 : API_QUERY_MAX;
-    if (query && strlen(query) > qmax) {
-        srv__error(c, 414, "query", "query string of %zu bytes, longer than %zu", strlen(query),
-                   qmax);
+    bool batch = c->route == API_R_CHANNEL_STOCK;
+    if (srv__query_too_long(c, query,
+                            batch ? (size_t)s->max_batch * 200 + 1024 : (size_t)s->max_query_bytes,
+                            batch ? "[api] max_batch x 200 + 1024" : "[api] max_query_bytes"))
         return;
-    }
     static const char *const none[] = {NULL};
     static const char *const skus[] = {"sku", NULL};
     static const char *const ledger[] = {"location", "limit", "after", NULL};
@@ -1018,6 +1012,9 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
     *out = NULL;
     if (o->threads < 1 || o->threads > API_THREADS_MAX)
         return SF_ERR(err, SF_EINVAL, "threads: %d is not in 1..%d", o->threads, API_THREADS_MAX);
+    if (o->max_query_bytes < 1 || o->max_ledger_page < 1)
+        return SF_ERR(err, SF_EINVAL, "max_query_bytes %d and max_ledger_page %d must be >= 1",
+                      o->max_query_bytes, o->max_ledger_page);
     api_server *s = calloc(1, sizeof *s);
     if (!s)
         return SF_ERR(err, SF_ENOMEM, "out of memory");
@@ -1025,6 +1022,8 @@ sf_status api_server_start(const api_server_opts *o, api_server **out, sf_error 
     atomic_init(&s->nats_down, false);
     pthread_mutex_init(&s->nats_mu, NULL);
     s->max_batch = o->max_batch;
+    s->max_query_bytes = o->max_query_bytes;
+    s->max_ledger_page = o->max_ledger_page;
     s->rate_per_key = o->rate_per_key;
     s->burst = o->burst;
     s->now_ms_override = o->now_ms_override;

@@ -23,9 +23,8 @@
 #include "read_model.h"
 #include "sf_error.h"
 
-/* Limits applied to every connection. */
-#define API_TIMEOUT_S 10   /* evhttp read/write timeout: a stalled client is dropped */
-#define API_QUERY_MAX 4096 /* query bytes, except the channel batch route */
+/* Limits applied to every connection (the others are [api] keys). */
+#define API_TIMEOUT_S 10 /* evhttp read/write timeout: a stalled client is dropped */
 #define API_THREADS_MAX 64
 
 typedef struct api_server api_server;
@@ -49,6 +48,8 @@ typedef struct api_server_opts {
     int reserve_threads;  /* POST /v1/reservations: batches in flight (reserve.h) */
     int reserve_batch;    /* requests in one batch */
     int reserve_queue;    /* requests waiting; one more gets 503 */
+    int max_query_bytes;  /* query string (414 over it), except the channel batch route's */
+    int max_ledger_page;  /* largest `limit` of GET /v1/ledger/{sku} (400 over it) */
     /* [ops] sub_endpoint, read for GET /v1/ops/events (sse.h); "" = none */
     const char *ops_sub_endpoint;
 } api_server_opts;

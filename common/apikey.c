@@ -410,22 +410,24 @@ static const char *ring__bearer(const char *h, size_t *len)
 }
 
 /* Verdict of one candidate key whose id matched. */
-static sf_apikey_verdict ring__judge(const ring__key *k, const char *secret, unsigned allowed,
-                                     sf_apikey_scope *scope, char *name)
+static sf_apikey_verdict ring__judge(const ring__key *k, bool from_config, const char *secret,
+                                     unsigned allowed, sf_apikey_who *who)
 {
     if (!sf_apikey_verify(k->salt, k->salt_len, k->hash, secret))
         return SF_APIKEY_UNKNOWN;
-    if (scope)
-        *scope = k->scope;
-    if (name)
-        snprintf(name, SF_APIKEY_ID_MAX + 1, "%s", k->name);
+    if (who) {
+        who->scope = k->scope;
+        who->from_config = from_config;
+        snprintf(who->id, sizeof who->id, "%s", k->id);
+        snprintf(who->name, sizeof who->name, "%s", k->name);
+    }
     if (k->revoked)
         return SF_APIKEY_REVOKED;
     return (k->scope & allowed) ? SF_APIKEY_OK : SF_APIKEY_FORBIDDEN;
 }
 
 sf_apikey_verdict sf_apikey_ring_check(sf_apikey_ring *ring, const char *authorization,
-                                       unsigned allowed, sf_apikey_scope *scope, char *name)
+                                       unsigned allowed, sf_apikey_who *who)
 {
     if (!authorization)
         return SF_APIKEY_MISSING;
@@ -440,7 +442,7 @@ sf_apikey_verdict sf_apikey_ring_check(sf_apikey_ring *ring, const char *authori
     for (size_t i = 0; i < ring->n_cfg && v == SF_APIKEY_UNKNOWN; i++) {
         if (strcmp(ring->cfg[i].id, id) == 0) {
             in_config = true;
-            v = ring__judge(&ring->cfg[i], secret, allowed, scope, name);
+            v = ring__judge(&ring->cfg[i], true, secret, allowed, who);
         }
     }
     if (v == SF_APIKEY_UNKNOWN) {
@@ -450,7 +452,7 @@ sf_apikey_verdict sf_apikey_ring_check(sf_apikey_ring *ring, const char *authori
         const ring__key *k =
             ring->db ? bsearch(&probe, ring->db, ring->n_db, sizeof *ring->db, ring__cmp) : NULL;
         if (k)
-            v = ring__judge(k, secret, allowed, scope, name);
+            v = ring__judge(k, false, secret, allowed, who);
         else if (!ring->db_loaded && !in_config)
             v = SF_APIKEY_UNAVAILABLE;
         pthread_rwlock_unlock(&ring->lock);

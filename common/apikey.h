@@ -128,12 +128,23 @@ sf_status sf_apikey_ring_load_config(sf_apikey_ring *ring, const sf_config *cfg,
 sf_status sf_apikey_ring_load_db(sf_apikey_ring *ring, PGconn *pg, size_t *n, size_t *skipped,
                                  sf_error *err) SF_MUSTCHECK;
 
+/* The key a check matched. Its identity is (from_config, id): ids are
+ * unique within the config and within api_keys, and only a config name
+ * could repeat a table id. The name is for people: a table key can be
+ * renamed, and a revoked key's name issued again. */
+typedef struct sf_apikey_who {
+    sf_apikey_scope scope;
+    bool from_config;                /* [apikey.<name>] (id = name), not a row of api_keys */
+    char id[SF_APIKEY_ID_MAX + 1];   /* the <id> of sf_<id>_<secret> */
+    char name[SF_APIKEY_ID_MAX + 1]; /* api_keys.name, or the config name */
+} sf_apikey_who;
+
 /* Check an Authorization header value (NULL: absent) for a route that
  * accepts the scopes in `allowed` (a mask of sf_apikey_scope). On
- * SF_APIKEY_OK, FORBIDDEN and REVOKED, *scope and name (may be NULL, 65
- * bytes) describe the key. The scheme "Bearer" is matched ignoring case. */
+ * SF_APIKEY_OK, FORBIDDEN and REVOKED, *who (may be NULL) describes the
+ * key. The scheme "Bearer" is matched ignoring case. */
 sf_apikey_verdict sf_apikey_ring_check(sf_apikey_ring *ring, const char *authorization,
-                                       unsigned allowed, sf_apikey_scope *scope, char *name);
+                                       unsigned allowed, sf_apikey_who *who);
 
 /* Number of keys from the config and from the table (revoked included). */
 void sf_apikey_ring_counts(sf_apikey_ring *ring, size_t *config, size_t *db, bool *db_loaded);

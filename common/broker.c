@@ -1721,20 +1721,33 @@ sf_status sf_batch_in_progress_all(sf_batch *bt, sf_error *err)
 
 /* ---- information ----------------------------------------------------------------- */
 
-sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs, uint64_t *bytes,
-                                uint64_t *first_seq, uint64_t *last_seq, sf_error *err)
+/* The info of stream (the caller destroys it): the argument check, the
+ * connection check and the request that stream_info and stream_cluster
+ * share. */
+static sf_status broker__stream_info(sf_broker *b, const char *stream, jsStreamInfo **si,
+                                     sf_error *err)
 {
+    *si = NULL;
     if (!b || !stream || !*stream)
         return SF_ERR(err, SF_EINVAL, "stream info: no stream name");
     sf_status st = broker__check_connected(b, err, "stream info", stream);
     if (st != SF_OK)
         return st;
-    jsStreamInfo *si = NULL;
     jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo(&si, b->js, stream, NULL, &code);
+    natsStatus s = js_GetStreamInfo(si, b->js, stream, NULL, &code);
     if (s != NATS_OK)
         return BROKER_ERR(err, broker__map_js(b, s, code), s, "stream info %s (NATS %s)", stream,
                           b->urls);
+    return SF_OK;
+}
+
+sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs, uint64_t *bytes,
+                                uint64_t *first_seq, uint64_t *last_seq, sf_error *err)
+{
+    jsStreamInfo *si = NULL;
+    sf_status st = broker__stream_info(b, stream, &si, err);
+    if (st != SF_OK)
+        return st;
     if (msgs)
         *msgs = si->State.Msgs;
     if (bytes)
@@ -1750,17 +1763,10 @@ sf_status sf_broker_stream_info(sf_broker *b, const char *stream, uint64_t *msgs
 sf_status sf_broker_stream_cluster(sf_broker *b, const char *stream, char *leader, size_t cap,
                                    int *replicas, int *current, sf_error *err)
 {
-    if (!b || !stream || !*stream)
-        return SF_ERR(err, SF_EINVAL, "stream info: no stream name");
-    sf_status st = broker__check_connected(b, err, "stream info", stream);
+    jsStreamInfo *si = NULL;
+    sf_status st = broker__stream_info(b, stream, &si, err);
     if (st != SF_OK)
         return st;
-    jsStreamInfo *si = NULL;
-    jsErrCode code = 0;
-    natsStatus s = js_GetStreamInfo(&si, b->js, stream, NULL, &code);
-    if (s != NATS_OK)
-        return BROKER_ERR(err, broker__map_js(b, s, code), s, "stream info %s (NATS %s)", stream,
-                          b->urls);
     if (leader && cap)
         snprintf(leader, cap, "%s", si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "");
     if (replicas)

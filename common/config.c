@@ -53,6 +53,8 @@ void sf_config_init(sf_config *cfg)
     cfg->api.reserve_threads = 2;
     cfg->api.reserve_batch = 64;
     cfg->api.reserve_queue = 4096;
+    cfg->api.max_query_bytes = 4096;
+    cfg->api.max_ledger_page = 1000;
     cfg__copy(cfg->ops.endpoint, sizeof cfg->ops.endpoint, "tcp://127.0.0.1:15560");
     cfg__copy(cfg->ops.sub_endpoint, sizeof cfg->ops.sub_endpoint, "tcp://127.0.0.1:15561");
     cfg->now_ms_override = 0;
@@ -119,6 +121,8 @@ static const cfg__key cfg__keys[] = {
     {"api", "reserve_threads", CFG_INT, CFG_AT(api.reserve_threads), 1, 16},
     {"api", "reserve_batch", CFG_INT, CFG_AT(api.reserve_batch), 1, 256},
     {"api", "reserve_queue", CFG_INT, CFG_AT(api.reserve_queue), 1, 1000000},
+    {"api", "max_query_bytes", CFG_INT, CFG_AT(api.max_query_bytes), 256, 1048576},
+    {"api", "max_ledger_page", CFG_INT, CFG_AT(api.max_ledger_page), 1, 100000},
     {"ops", "endpoint", CFG_ENDPOINT, CFG_AT(ops.endpoint), 0, 0},
     {"ops", "sub_endpoint", CFG_ENDPOINT, CFG_AT(ops.sub_endpoint), 0, 0},
 };

@@ -85,6 +85,8 @@ typedef struct sf_config {
         int burst;            /* the bucket's size: requests a key may send at once */
         int max_header_bytes; /* request line + headers (plus max_batch * 200 of room) */
         int max_body_bytes;   /* request body */
+        int max_query_bytes;  /* query string, except the channel batch route's */
+        int max_ledger_page;  /* largest `limit` of GET /v1/ledger/{sku} */
         /* POST /v1/reservations, run in batches (api/reserve.h): */
         int reserve_threads; /* batches in flight, a PostgreSQL session each */
         int reserve_batch;   /* requests in one batch (one statement, one commit) */

@@ -341,7 +341,7 @@ static void http__on_request(struct evhttp_request *req, void *arg)
         return;
     }
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    sf_apikey_verdict v = sf_apikey_ring_check(h->o.ring, auth, HTTP__SCOPES, NULL, NULL);
+    sf_apikey_verdict v = sf_apikey_ring_check(h->o.ring, auth, HTTP__SCOPES, NULL);
     if (v == SF_APIKEY_FORBIDDEN) {
         http__error(req, 403, "authorization", "%s: " HTTP__PATH " needs scope ingest or admin",
                     sf_apikey_verdict_str(v));

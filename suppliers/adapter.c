@@ -212,6 +212,25 @@ sf_status sf_adapter_cfg_fail(sf_error *err, const char *file, int line, const s
                         cfg->path[0] ? cfg->path : "(config)", e ? e->line : 0, section, key, why);
 }
 
+sf_status sf_adapter_cfg_num(const sf_config *cfg, const char *section, const char *key,
+                             int64_t min, int64_t max, const char *unit, int64_t *out,
+                             sf_error *err)
+{
+    const char *v = sf_config_get(cfg, section, key);
+    if (!v)
+        return SF_OK;
+    int64_t n = 0;
+    size_t i = 0;
+    for (; v[i] >= '0' && v[i] <= '9' && i < 10; i++)
+        n = n * 10 + (v[i] - '0');
+    if (i == 0 || v[i] != '\0' || n < min || n > max)
+        return SF_ADAPTER_CFG_ERR(err, cfg, section, key,
+                                  "'%.40s' is not a whole number of %s from %lld to %lld", v, unit,
+                                  (long long)min, (long long)max);
+    *out = n;
+    return SF_OK;
+}
+
 /* count, asn or receipt, any case. */
 static bool adapter__supplier_kind(const char *s, size_t len, sf_kind *out)
 {

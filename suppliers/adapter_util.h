@@ -68,6 +68,13 @@ sf_status sf_adapter_cfg_fail(sf_error *err, const char *file, int line, const s
 #define SF_ADAPTER_CFG_ERR(err, cfg, section, key, ...)                                            \
     sf_adapter_cfg_fail((err), __FILE__, __LINE__, (cfg), (section), (key), __VA_ARGS__)
 
+/* Key `key` of section as a whole number min..max (at most 10 digits, no
+ * sign) into *out; absent: *out unchanged. The error cites "path:line:
+ * [section] key: 'v' is not a whole number of <unit> from <min> to <max>". */
+sf_status sf_adapter_cfg_num(const sf_config *cfg, const char *section, const char *key,
+                             int64_t min, int64_t max, const char *unit, int64_t *out,
+                             sf_error *err) SF_MUSTCHECK;
+
 /* Defaults every text adapter reads from its section: `kind`
  * (count|asn|receipt, default count) and `uom` (default ""). */
 typedef struct sf_adapter_defaults {

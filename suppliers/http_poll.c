@@ -186,26 +186,6 @@ static void http__shown(const char *url, char *out, size_t cap)
         snprintf(out, cap, "%s", tmp);
 }
 
-/* A whole number min..max of key (absent: *out unchanged). */
-static sf_status http__cfg_num(const sf_config *cfg, const char *section, const char *key,
-                               int64_t min, int64_t max, const char *unit, int64_t *out,
-                               sf_error *err)
-{
-    const char *v = sf_config_get(cfg, section, key);
-    if (!v)
-        return SF_OK;
-    int64_t n = 0;
-    size_t i = 0;
-    for (; v[i] >= '0' && v[i] <= '9' && i < 10; i++)
-        n = n * 10 + (v[i] - '0');
-    if (i == 0 || v[i] != '\0' || n < min || n > max)
-        return SF_ADAPTER_CFG_ERR(err, cfg, section, key,
-                                  "'%.40s' is not a whole number of %s from %lld to %lld", v, unit,
-                                  (long long)min, (long long)max);
-    *out = n;
-    return SF_OK;
-}
-
 /* The line of section's first key, for a message about a missing key. */
 static int http__section_line(const sf_config *cfg, const char *section)
 {
@@ -232,13 +212,15 @@ sf_status sf_http_poll_configure(const sf_config *cfg, const char *section, sf_h
 
     int64_t interval = 300, timeout = 30, retries = 3, backoff = 500, failures = 5, cooldown = 300;
     sf_status st;
-    if ((st = http__cfg_num(cfg, section, "interval", 1, 604800, "seconds", &interval, err)) ||
-        (st = http__cfg_num(cfg, section, "timeout", 1, 3600, "seconds", &timeout, err)) ||
-        (st = http__cfg_num(cfg, section, "retries", 0, 10, "attempts", &retries, err)) ||
-        (st = http__cfg_num(cfg, section, "backoff_ms", 1, SF_HTTP_BACKOFF_CAP_MS, "milliseconds",
-                            &backoff, err)) ||
-        (st = http__cfg_num(cfg, section, "breaker_failures", 1, 1000, "polls", &failures, err)) ||
-        (st = http__cfg_num(cfg, section, "breaker_cooldown", 1, 86400, "seconds", &cooldown, err)))
+    if ((st = sf_adapter_cfg_num(cfg, section, "interval", 1, 604800, "seconds", &interval, err)) ||
+        (st = sf_adapter_cfg_num(cfg, section, "timeout", 1, 3600, "seconds", &timeout, err)) ||
+        (st = sf_adapter_cfg_num(cfg, section, "retries", 0, 10, "attempts", &retries, err)) ||
+        (st = sf_adapter_cfg_num(cfg, section, "backoff_ms", 1, SF_HTTP_BACKOFF_CAP_MS,
+                                 "milliseconds", &backoff, err)) ||
+        (st = sf_adapter_cfg_num(cfg, section, "breaker_failures", 1, 1000, "polls", &failures,
+                                 err)) ||
+        (st = sf_adapter_cfg_num(cfg, section, "breaker_cooldown", 1, 86400, "seconds", &cooldown,
+                                 err)))
         return st;
     o.interval_ms = interval * 1000;
     o.timeout_ms = (int)timeout * 1000;

@@ -19,10 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter_util.h"
+
 struct sf_x12 {
     const char *data;
     size_t len;
     size_t isa; /* offset of the ISA */
+    sf_x12_limits limits;
     sf_x12_seps seps;
     int32_t isa_ymd;     /* 20YYMMDD */
     int32_t isa_hhmm;    /* HHMM */
@@ -175,13 +178,13 @@ static x12__scan_result x12__scan(const sf_x12 *x, sf_x12_cursor *cur, size_t li
     for (;;) {
         const char *sep = memchr(d + start, es, end - start);
         size_t stop = sep ? (size_t)(sep - d) : end;
-        if (k <= SF_X12_ELEMENTS_MAX) {
+        if (k <= x->limits.max_elements) {
             seg->el[k].p = d + start;
             seg->el[k].len = stop - start;
         } else {
             too_many = true;
         }
-        if (k > 0 && stop - start > SF_X12_ELEMENT_MAX && long_el == 0) {
+        if (k > 0 && stop - start > x->limits.max_element_bytes && long_el == 0) {
             long_el = k;
             long_len = stop - start;
         }
@@ -190,7 +193,7 @@ static x12__scan_result x12__scan(const sf_x12 *x, sf_x12_cursor *cur, size_t li
         k++;
         start = stop + 1;
     }
-    seg->n = k > SF_X12_ELEMENTS_MAX ? SF_X12_ELEMENTS_MAX : k;
+    seg->n = k > x->limits.max_elements ? x->limits.max_elements : k;
 
     sf_x12_span id = seg->el[0];
     bool id_ok = id.len >= 2 && id.len <= 3 && id.p[0] >= 'A' && id.p[0] <= 'Z';
@@ -216,13 +219,13 @@ static x12__scan_result x12__scan(const sf_x12 *x, sf_x12_cursor *cur, size_t li
         return X12__SEG_BAD;
     }
     if (too_many) {
-        SF_ERR(err, SF_EINVAL, "segment %llu: %s has more than %d elements", n, seg->id,
-               SF_X12_ELEMENTS_MAX);
+        SF_ERR(err, SF_EINVAL, "segment %llu: %s has more than %zu elements", n, seg->id,
+               x->limits.max_elements);
         return X12__SEG_BAD;
     }
     if (long_el) {
-        SF_ERR(err, SF_EINVAL, "segment %llu: field %s%02zu: %zu bytes, longer than %d", n, seg->id,
-               long_el, long_len, SF_X12_ELEMENT_MAX);
+        SF_ERR(err, SF_EINVAL, "segment %llu: field %s%02zu: %zu bytes, longer than %zu", n,
+               seg->id, long_el, long_len, x->limits.max_element_bytes);
         return X12__SEG_BAD;
     }
     return X12__SEG_OK;
@@ -402,9 +405,10 @@ static sf_status x12__walk(sf_x12 *x, x12__hash *h, sf_x12_span isa13, sf_error 
 
     for (;;) {
         unsigned long long n = (unsigned long long)cur.number;
-        if (cur.number > SF_X12_SEGMENTS_MAX) {
-            st = SF_ERR(err, SF_EINVAL, "segment %llu: more than %d segments in the interchange", n,
-                        SF_X12_SEGMENTS_MAX);
+        if (cur.number > x->limits.max_segments) {
+            st = SF_ERR(err, SF_EINVAL,
+                        "segment %llu: more than %llu segments in the interchange (max_segments)",
+                        n, (unsigned long long)x->limits.max_segments);
             goto done;
         }
         if (cur.off >= x->len) {
@@ -557,12 +561,44 @@ done:
     return st;
 }
 
-sf_status sf_x12_open(const char *data, size_t len, sf_x12 **out, sf_error *err)
+void sf_x12_limits_init(sf_x12_limits *l)
+{
+    l->max_segments = SF_X12_SEGMENTS_MAX;
+    l->max_elements = SF_X12_ELEMENTS_MAX;
+    l->max_element_bytes = SF_X12_ELEMENT_MAX;
+}
+
+sf_status sf_x12_limits_config(const sf_config *cfg, const char *section, sf_x12_limits *out,
+                               sf_error *err)
+{
+    sf_x12_limits_init(out);
+    int64_t segments = (int64_t)out->max_segments, elements = (int64_t)out->max_elements,
+            bytes = (int64_t)out->max_element_bytes;
+    sf_status st;
+    if ((st = sf_adapter_cfg_num(cfg, section, "max_segments", SF_X12_SEGMENTS_CFG_MIN,
+                                 SF_X12_SEGMENTS_CFG_MAX, "segments", &segments, err)) ||
+        (st = sf_adapter_cfg_num(cfg, section, "max_elements", SF_X12_ELEMENTS_CFG_MIN,
+                                 SF_X12_ELEMENTS_MAX, "elements", &elements, err)) ||
+        (st = sf_adapter_cfg_num(cfg, section, "max_element_bytes", SF_X12_ELEMENT_CFG_MIN,
+                                 SF_X12_ELEMENT_CFG_MAX, "bytes", &bytes, err)))
+        return st;
+    out->max_segments = (uint64_t)segments;
+    out->max_elements = (size_t)elements;
+    out->max_element_bytes = (size_t)bytes;
+    return SF_OK;
+}
+
+sf_status sf_x12_open(const char *data, size_t len, const sf_x12_limits *limits, sf_x12 **out,
+                      sf_error *err)
 {
     *out = NULL;
     if (len > SF_FEED_MAX_BYTES)
         return SF_ERR(err, SF_EINVAL, "the feed is %zu bytes, more than %zu", len,
                       SF_FEED_MAX_BYTES);
+    if (limits && (limits->max_segments < 1 || limits->max_elements < 1 ||
+                   limits->max_elements > SF_X12_ELEMENTS_MAX || limits->max_element_bytes < 1))
+        return SF_ERR(err, SF_EINVAL, "X12 limits: %zu elements is not in 1..%d, or a limit is 0",
+                      limits->max_elements, SF_X12_ELEMENTS_MAX);
     if (!data)
         len = 0;
     size_t off = 0;
@@ -576,6 +612,10 @@ sf_status sf_x12_open(const char *data, size_t len, sf_x12 **out, sf_error *err)
     x->data = data;
     x->len = len;
     x->isa = off;
+    if (limits)
+        x->limits = *limits;
+    else
+        sf_x12_limits_init(&x->limits);
     sf_x12_span isa13 = {NULL, 0};
     sf_status st = x12__isa(x, data ? data + off : "", len - off, &isa13, err);
     if (st != SF_OK) {

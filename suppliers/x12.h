@@ -22,10 +22,13 @@
  * trailing empty elements dropped: envelopes, control numbers, separators
  * and line breaks do not change it, any business byte does.
  *
- * Limits: SF_X12_SEGMENTS_MAX segments, SF_X12_ELEMENTS_MAX elements a
- * segment, SF_X12_ELEMENT_MAX bytes an element. A segment over the element
- * limits is still delimited: sf_x12_next() returns SF_EINVAL for it and
- * moves past it, so the adapter rejects only the record holding it.
+ * Limits (sf_x12_limits, from the supplier's config section through
+ * sf_x12_limits_config): segments in the interchange (over it fails
+ * open), elements a segment and bytes an element. A segment over the
+ * element limits is still delimited: sf_x12_next() returns SF_EINVAL for
+ * it and moves past it, so the adapter rejects only the record holding it.
+ * The defaults are the SF_X12_*_MAX values below; SF_X12_ELEMENTS_MAX is
+ * also the ceiling, since it sizes sf_x12_seg.
  *
  * Ownership: the reader borrows `data` until sf_x12_close(); spans point
  * into it.
@@ -40,12 +43,40 @@
 #include "adapter.h"
 
 #define SF_X12_ISA_LEN 106          /* the ISA, terminator included */
-#define SF_X12_SEGMENTS_MAX 4000000 /* segments in one interchange */
-#define SF_X12_ELEMENTS_MAX 64      /* elements after the segment id */
-#define SF_X12_ELEMENT_MAX 256      /* bytes of one element */
+#define SF_X12_SEGMENTS_MAX 4000000 /* segments in one interchange: the default */
+#define SF_X12_ELEMENTS_MAX 64      /* elements after the segment id: default and ceiling */
+#define SF_X12_ELEMENT_MAX 256      /* bytes of one element: the default */
 #define SF_X12_QUALS_MAX 16         /* qualifiers in a preference list */
 
 typedef struct sf_x12 sf_x12;
+
+/* What one interchange may hold; [supplier.<id>] max_segments,
+ * max_elements, max_element_bytes. */
+typedef struct sf_x12_limits {
+    uint64_t max_segments;    /* segments, ISA and IEA included */
+    size_t max_elements;      /* elements after a segment id, <= SF_X12_ELEMENTS_MAX */
+    size_t max_element_bytes; /* bytes of one element */
+} sf_x12_limits;
+
+/* The ranges the config accepts: the lower bounds keep an ISA (16
+ * elements of up to 15 bytes) and one set (ISA GS ST SE GE IEA) readable;
+ * a 64 MiB feed cannot hold 22 M segments ("ID~" is 3 bytes). */
+#define SF_X12_SEGMENTS_CFG_MIN 6
+#define SF_X12_SEGMENTS_CFG_MAX 20000000
+#define SF_X12_ELEMENTS_CFG_MIN 16 /* up to SF_X12_ELEMENTS_MAX */
+#define SF_X12_ELEMENT_CFG_MIN 16
+#define SF_X12_ELEMENT_CFG_MAX 4096
+
+/* The keys sf_x12_limits_config reads, for an adapter's key list. */
+#define SF_X12_LIMIT_KEYS "max_segments", "max_elements", "max_element_bytes"
+
+/* Today's defaults: SF_X12_SEGMENTS_MAX, SF_X12_ELEMENTS_MAX, SF_X12_ELEMENT_MAX. */
+void sf_x12_limits_init(sf_x12_limits *l);
+/* Keys max_segments, max_elements and max_element_bytes of section (each
+ * absent: its default) into *out. SF_EINVAL citing "path:line: [section]
+ * key: 'v' is not a whole number of <unit> from <min> to <max>". */
+sf_status sf_x12_limits_config(const sf_config *cfg, const char *section, sf_x12_limits *out,
+                               sf_error *err) SF_MUSTCHECK;
 
 /* A run of bytes inside the feed (not NUL-terminated). */
 typedef struct sf_x12_span {
@@ -92,9 +123,12 @@ typedef struct sf_x12_quals {
 } sf_x12_quals;
 
 /* Read and check the interchange in data[0..len) (a UTF-8 BOM and
- * blanks before the ISA are skipped). SF_EINVAL "segment N: reason" when
- * the ISA cannot be read or an envelope is wrong; SF_ENOMEM. */
-sf_status sf_x12_open(const char *data, size_t len, sf_x12 **out, sf_error *err) SF_MUSTCHECK;
+ * blanks before the ISA are skipped) under limits (copied; NULL: the
+ * defaults). SF_EINVAL "segment N: reason" when the ISA cannot be read,
+ * an envelope is wrong or the interchange has more than max_segments
+ * segments; SF_ENOMEM. */
+sf_status sf_x12_open(const char *data, size_t len, const sf_x12_limits *limits, sf_x12 **out,
+                      sf_error *err) SF_MUSTCHECK;
 void sf_x12_close(sf_x12 *x);
 
 /* 64 lower-case hex digits of the business digest. */

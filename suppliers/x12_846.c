@@ -24,7 +24,8 @@
  *   - a whole LIN (one row, its groups dropped): no usable item id, an
  *     item id over 64 bytes / not UTF-8 / with control bytes, a malformed
  *     segment in the loop (over the element limits), a bad as-of DTM in
- *     the loop, an SDQ, no QTY at all, over X12_846_LOCS_MAX locations;
+ *     the loop, an SDQ, no QTY at all, over max_locations_per_lin
+ *     locations (config, default and ceiling X12_846_LOCS_MAX);
  *   - a QTY with no LIN before it (in the heading or after CTT);
  *   - a whole set (one row, no other rows from it): a bad ST/SE trailer
  *     (x12.h), ST01 not 846, no BIA first, a bad heading date, no as-of
@@ -43,12 +44,14 @@
 #include <string.h>
 
 #include "adapter.h"
+#include "adapter_util.h"
 #include "x12.h"
 
 #define X12_846_LOCS_MAX 1000 /* locations of one LIN */
 #define X12_846_SLOTS 2048    /* group index: a power of two > 2 * X12_846_LOCS_MAX */
 
-static const char *const x12_846__keys[] = {"item_qualifiers", "qty_qualifiers", NULL};
+static const char *const x12_846__keys[] = {"item_qualifiers", "qty_qualifiers",
+                                            "max_locations_per_lin", SF_X12_LIMIT_KEYS, NULL};
 
 /* As-of DTM01 qualifiers, most preferred first. */
 static const char *const x12_846__asof[] = {"405", "007", "194", "009", "097"};
@@ -59,6 +62,8 @@ static const char *const x12_846__places[] = {"WH", "SF", "ST", "RL", "SN"};
 typedef struct x12_846__opts {
     sf_x12_quals items;
     sf_x12_quals qtys;
+    sf_x12_limits limits;
+    size_t max_locs; /* locations of one LIN, <= X12_846_LOCS_MAX */
 } x12_846__opts;
 
 /* The location QTYs are counted at. */
@@ -122,6 +127,13 @@ static sf_status x12_846__configure(const sf_config *cfg, const char *section, v
                                        &o->items, err);
     if (st == SF_OK)
         st = sf_x12_quals_config(cfg, section, "qty_qualifiers", "33,17", &o->qtys, err);
+    if (st == SF_OK)
+        st = sf_x12_limits_config(cfg, section, &o->limits, err);
+    int64_t locs = X12_846_LOCS_MAX;
+    if (st == SF_OK)
+        st = sf_adapter_cfg_num(cfg, section, "max_locations_per_lin", 1, X12_846_LOCS_MAX,
+                                "locations", &locs, err);
+    o->max_locs = (size_t)locs;
     if (st != SF_OK) {
         free(o);
         return st;
@@ -333,15 +345,16 @@ static x12_846__group *x12_846__group_for(x12_846__state *s, const x12_846__loc 
         if (x12_846__same_loc(&g->loc, loc))
             return g;
     }
-    if (s->n_groups == X12_846_LOCS_MAX) {
-        SF_ERR(err, SF_EINVAL, "segment %llu: more than %d locations for one LIN",
-               (unsigned long long)qty_at, X12_846_LOCS_MAX);
+    if (s->n_groups >= s->opts.max_locs) {
+        SF_ERR(err, SF_EINVAL,
+               "segment %llu: more than %zu locations for one LIN (max_locations_per_lin)",
+               (unsigned long long)qty_at, s->opts.max_locs);
         return NULL;
     }
     if (s->n_groups == s->cap_groups) {
         size_t cap = s->cap_groups ? s->cap_groups * 2 : 8;
-        if (cap > X12_846_LOCS_MAX)
-            cap = X12_846_LOCS_MAX;
+        if (cap > s->opts.max_locs)
+            cap = s->opts.max_locs;
         x12_846__group *g = realloc(s->groups, cap * sizeof *g);
         if (!g) {
             SF_ERR(err, SF_ENOMEM, "out of memory");
@@ -555,6 +568,9 @@ static sf_status x12_846__open(const void *opts, const sf_feed_ctx *ctx, const c
                sf_x12_quals_parse("33,17", &s->opts.qtys, err) != SF_OK) {
         free(s);
         return SF_EINTERNAL;
+    } else {
+        sf_x12_limits_init(&s->opts.limits);
+        s->opts.max_locs = X12_846_LOCS_MAX;
     }
     s->ctx = *ctx;
     s->seg = malloc(sizeof *s->seg);
@@ -563,7 +579,7 @@ static sf_status x12_846__open(const void *opts, const sf_feed_ctx *ctx, const c
         x12_846__close(s);
         return SF_ERR(err, SF_ENOMEM, "out of memory");
     }
-    sf_status st = sf_x12_open(data, len, &s->x, err);
+    sf_status st = sf_x12_open(data, len, &s->opts.limits, &s->x, err);
     if (st != SF_OK) {
         if (ctx->name && ctx->name[0])
             sf_error_prefix(err, "%s: ", ctx->name);

@@ -14,7 +14,8 @@
  * before the first HL. A wrong one of these rejects the whole set as one
  * row (no other rows from it), as does a bad ST/SE trailer (x12.h), ST01
  * not 856, a malformed segment outside an item HL, a LIN or SN1 outside an
- * item HL, or a set with no item HL. The second pass walks the item HLs
+ * item HL, more HLs than max_hls_per_set (config, default 200000), or a
+ * set with no item HL. The second pass walks the item HLs
  * in order, one row each: LIN (the pair whose qualifier comes first in
  * item_qualifiers) -> item, SN1 -> SN102 qty and SN103 uom; the row's
  * position is its SN1. An item is rejected alone (position: the offending
@@ -30,14 +31,19 @@
 #include <string.h>
 
 #include "adapter.h"
+#include "adapter_util.h"
 #include "x12.h"
 
-#define X12_856_HLS_MAX 200000 /* HL segments of one set */
+#define X12_856_HLS_MAX 200000      /* HL segments of one set: the default */
+#define X12_856_HLS_CFG_MAX 4000000 /* ... and the most the config may set */
 
-static const char *const x12_856__keys[] = {"item_qualifiers", NULL};
+static const char *const x12_856__keys[] = {"item_qualifiers", "max_hls_per_set", SF_X12_LIMIT_KEYS,
+                                            NULL};
 
 typedef struct x12_856__opts {
     sf_x12_quals items;
+    sf_x12_limits limits;
+    size_t max_hls; /* HL segments of one set */
 } x12_856__opts;
 
 /* What an HL and its descendants inherit. */
@@ -85,6 +91,13 @@ static sf_status x12_856__configure(const sf_config *cfg, const char *section, v
         return SF_ERR(err, SF_ENOMEM, "out of memory");
     sf_status st = sf_x12_quals_config(cfg, section, "item_qualifiers", "VP,VN,SK,BP,UP,EN,IN",
                                        &o->items, err);
+    if (st == SF_OK)
+        st = sf_x12_limits_config(cfg, section, &o->limits, err);
+    int64_t hls = X12_856_HLS_MAX;
+    if (st == SF_OK)
+        st = sf_adapter_cfg_num(cfg, section, "max_hls_per_set", 1, X12_856_HLS_CFG_MAX,
+                                "HL segments", &hls, err);
+    o->max_hls = (size_t)hls;
     if (st != SF_OK) {
         free(o);
         return st;
@@ -262,9 +275,10 @@ static sf_status x12_856__check_set(x12_856__state *s, bool *ok, uint64_t *at, s
                        "segment %llu: the first HL must be the shipment (S), not %c", n, hl03.p[0]);
                 return SF_OK;
             }
-            if (s->n_nodes == X12_856_HLS_MAX) {
-                SF_ERR(why, SF_EINVAL, "segment %llu: more than %d HL segments in one set", n,
-                       X12_856_HLS_MAX);
+            if (s->n_nodes >= s->opts.max_hls) {
+                SF_ERR(why, SF_EINVAL,
+                       "segment %llu: more than %zu HL segments in one set (max_hls_per_set)", n,
+                       s->opts.max_hls);
                 return SF_OK;
             }
             int64_t dup = x12_856__find(s, hl01);
@@ -496,6 +510,9 @@ static sf_status x12_856__open(const void *opts, const sf_feed_ctx *ctx, const c
     } else if (sf_x12_quals_parse("VP,VN,SK,BP,UP,EN,IN", &s->opts.items, err) != SF_OK) {
         free(s);
         return SF_EINTERNAL;
+    } else {
+        sf_x12_limits_init(&s->opts.limits);
+        s->opts.max_hls = X12_856_HLS_MAX;
     }
     s->ctx = *ctx;
     s->seg = malloc(sizeof *s->seg);
@@ -503,7 +520,7 @@ static sf_status x12_856__open(const void *opts, const sf_feed_ctx *ctx, const c
         x12_856__close(s);
         return SF_ERR(err, SF_ENOMEM, "out of memory");
     }
-    sf_status st = sf_x12_open(data, len, &s->x, err);
+    sf_status st = sf_x12_open(data, len, &s->opts.limits, &s->x, err);
     if (st != SF_OK) {
         if (ctx->name && ctx->name[0])
             sf_error_prefix(err, "%s: ", ctx->name);

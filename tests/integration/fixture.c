@@ -13,13 +13,16 @@
 
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -256,6 +259,41 @@ jsCtx *fx_js(void)
     natsStatus s = natsConnection_JetStream(&fx__js, fx_nats(), NULL);
     cr_assert(s == NATS_OK, "fx_js: no JetStream context: %s", natsStatus_GetText(s));
     return fx__js;
+}
+
+uint64_t fx_stream_msgs(const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    natsStatus s = js_GetStreamInfo(&si, fx_js(), stream, NULL, NULL);
+    cr_assert(s == NATS_OK, "fx_stream_msgs: stream %s: %s", stream, natsStatus_GetText(s));
+    uint64_t n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+}
+
+int fx_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                  getsockname(fd, (struct sockaddr *)&a, &len) == 0,
+              "fx_free_port: %s", strerror(errno));
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+void fx_ops_endpoints(char front[64], char back[64])
+{
+    int pf = fx_free_port(), pb = fx_free_port();
+    for (int i = 0; pb == pf && i < 10; i++)
+        pb = fx_free_port();
+    cr_assert(pf != pb, "fx_ops_endpoints: no second free port");
+    snprintf(front, 64, "tcp://127.0.0.1:%d", pf);
+    snprintf(back, 64, "tcp://127.0.0.1:%d", pb);
+    setenv("INV_OPS_ENDPOINT", front, 1);
 }
 
 static void fx__delete_stream(jsCtx *js, const char *name)

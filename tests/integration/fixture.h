@@ -75,6 +75,19 @@ const char *fx_query_str(const char *sql, char *buf, size_t size);
  * use and cached. */
 natsConnection *fx_nats(void);
 jsCtx *fx_js(void);
+/* Messages stored in stream now. */
+uint64_t fx_stream_msgs(const char *stream);
+
+/* ---- ports ---- */
+
+/* A TCP port of 127.0.0.1 that nobody listens on right now. */
+int fx_free_port(void);
+
+/* Endpoints for an ops feed proxy on two distinct free ports: front
+ * (services PUB there, the XSUB side) and back (readers SUB there, the
+ * XPUB side); INV_OPS_ENDPOINT is set to front, so the services a test
+ * starts publish to it (never to the fixed ports of test_ops.c). */
+void fx_ops_endpoints(char front[64], char back[64]);
 
 /* ---- processes ---- */
 

@@ -1,10 +1,11 @@
 /*
- * test_api_http: what the inv-api integration tests share (included by
- * test_api.c and test_api_openapi.c; header-only, static functions): a raw
- * HTTP/1.1 client over a socket (so a test can send any bytes, malformed
- * ones included, and no client library normalises the path), starting
- * inv-api on a free port, API keys made with invctl, and the data set both
- * tests query.
+ * test_api_http: what the integration tests that drive inv-api share
+ * (test_api*.c, test_limits.c, test_dashboard_browser.c, ...; header-only,
+ * static functions): a raw HTTP/1.1
+ * client over a socket (so a test can send any bytes, malformed ones
+ * included, and no client library normalises the path), starting inv-api
+ * on a free port (with its ops proxy on free ports too), API keys made with
+ * invctl, and the data set the tests query.
  */
 #ifndef SF_TEST_API_HTTP_H
 #define SF_TEST_API_HTTP_H
@@ -256,6 +257,28 @@ API_HELPER int api_start(const char *log_name, const char *const *extra, pid_t *
         cr_assert(fx_now_ms() < deadline, "inv-api did not start; see %s", log_path);
         usleep(20000);
     }
+}
+
+/* inv-api running its ops proxy on two free ports (fx_ops_endpoints; the
+ * front endpoint into front): [ops] written to STACK_DIR/<log_name>.ini,
+ * then api_start with --config it and extra (may be NULL). */
+API_HELPER int api_start_with_ops(const char *log_name, const char *const *extra, char front[64],
+                                  pid_t *pid)
+{
+    char back[64], name[256], cfg[512];
+    fx_ops_endpoints(front, back);
+    snprintf(name, sizeof name, "%s.ini", log_name);
+    sc_tmp(name, cfg, sizeof cfg);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f, "cannot write %s", cfg);
+    fprintf(f, "[ops]\nendpoint = %s\nsub_endpoint = %s\n", front, back);
+    fclose(f);
+    const char *args[12] = {"--config", cfg};
+    size_t n = 2;
+    for (size_t i = 0; extra && extra[i] && n < 11; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return api_start(log_name, args, pid);
 }
 
 /* The [apikey.<name>] section of `invctl apikey add --ini` output (stderr

@@ -4,8 +4,12 @@
  * and rewritten with SF_OPENAPI_WRITE=1).
  *
  * Each operation lists x-test-requests: {path, key, status, method?,
- * headers?, body?, postgres?}. The test sends each one (those marked postgres "down" with
- * PostgreSQL stopped), checks the status, the documented Content-Type and
+ * headers?, body?, postgres?, server?}. The test sends each one (those
+ * marked postgres "down" with PostgreSQL stopped; those marked server
+ * "rate-limited" to a second inv-api with [api] rate_per_key = 1 and burst
+ * = 1, right after a request that took the key's one token, so the 429 of
+ * every rate-limited operation is exercised), checks the status, the
+ * documented Content-Type and
  * headers, and validates a JSON body against the response schema: types,
  * required properties, nullable, enum, minimum, pattern, date-time, and
  * additionalProperties false, so an undocumented field fails as surely as
@@ -440,8 +444,27 @@ static int req_with_body(int port, const char *method, const char *path, const c
     return api_raw(port, req, n, r);
 }
 
-/* Send one x-test request and check the answer against the operation. */
-static void run_one(json_t *doc, const char *tmpl, json_t *op, json_t *t, const keys *k, int port)
+/* Take the one token of key's bucket on the rate-limited server: ask
+ * until a request passes (the bucket refills at 1 a second), so the next
+ * request, sent at once, finds it empty. */
+static void take_the_token(int port, const char *key)
+{
+    for (int i = 0; i < 30; i++) {
+        api_resp r;
+        int st = api_get(port, "/v1/stock/SKU-A", key, &r);
+        api_resp_free(&r);
+        if (st == 200)
+            return;
+        cr_assert_eq(st, 429, "priming the rate limit: status %d", st);
+        usleep(100 * 1000);
+    }
+    cr_assert(false, "no token came back within 3 s at rate_per_key = 1");
+}
+
+/* Send one x-test request and check the answer against the operation;
+ * limited_port: the server with the tiny rate. */
+static void run_one(json_t *doc, const char *tmpl, json_t *op, json_t *t, const keys *k, int port,
+                    int limited_port)
 {
     const char *path = json_string_value(json_object_get(t, "path"));
     const char *which = json_string_value(json_object_get(t, "key"));
@@ -456,6 +479,13 @@ static void run_one(json_t *doc, const char *tmpl, json_t *op, json_t *t, const 
     json_t *resp = json_object_get(json_object_get(op, "responses"), code);
     cr_assert(resp, "%s: tested status %d is not documented", tmpl, status);
 
+    json_t *server = json_object_get(t, "server");
+    if (server) {
+        cr_assert(!strcmp(json_string_value(server), "rate-limited"),
+                  "%s: x-test server is only \"rate-limited\"", tmpl);
+        port = limited_port;
+        take_the_token(port, key_for(k, which));
+    }
     api_resp r;
     json_t *th = json_object_get(t, "headers"), *tb = json_object_get(t, "body");
     int got = th || tb ? req_with_body(port, method, path, key_for(k, which), th,
@@ -501,7 +531,7 @@ static void run_one(json_t *doc, const char *tmpl, json_t *op, json_t *t, const 
 }
 
 /* Every x-test request of every operation whose postgres flag is `down`. */
-static int run_all(json_t *doc, const keys *k, int port, bool down)
+static int run_all(json_t *doc, const keys *k, int port, int limited_port, bool down)
 {
     int n = 0;
     const char *tmpl;
@@ -520,7 +550,7 @@ static int run_all(json_t *doc, const keys *k, int port, bool down)
                 bool wants_down = pg && !strcmp(json_string_value(pg), "down");
                 if (wants_down != down)
                     continue;
-                run_one(doc, tmpl, op, t, k, port);
+                run_one(doc, tmpl, op, t, k, port, limited_port);
                 n++;
             }
         }
@@ -572,17 +602,26 @@ Test(api_openapi, every_documented_answer_matches_the_server)
     snprintf(k.unknown, sizeof k.unknown, "%s", stranger.key);
     const char *rec[] = {"inv-reconciler", "--drain", NULL}; /* "published" is not null */
     api_run_ok(rec);
-    pid_t pid;
+    pid_t pid, limited_pid;
     int port = api_start("api-openapi.log", NULL, &pid);
+    char cfg[512];
+    sc_tmp("api-openapi-rate.ini", cfg, sizeof cfg);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f, "cannot write %s", cfg);
+    fputs("[api]\nrate_per_key = 1\nburst = 1\n", f);
+    fclose(f);
+    const char *limited[] = {"--config", cfg, NULL};
+    int limited_port = api_start("api-openapi-rate.log", limited, &limited_pid);
 
-    int up = run_all(doc, &k, port, false);
+    int up = run_all(doc, &k, port, limited_port, false);
     cr_assert(up >= 40, "only %d requests ran", up);
     /* (the suite's teardown starts PostgreSQL again if a check fails here) */
     fx_stack("pg-stop immediate");
-    int down = run_all(doc, &k, port, true);
+    int down = run_all(doc, &k, port, limited_port, true);
     fx_stack("pg-start");
     cr_assert_eq(down, 7);
     json_decref(api_get_json(port, "/healthz", NULL, 200));
     cr_assert_eq(fx_stop(pid, SIGTERM, 10000), 0);
+    cr_assert_eq(fx_stop(limited_pid, SIGTERM, 10000), 0);
     json_decref(doc);
 }

@@ -26,20 +26,6 @@
 
 TestSuite(sse, .init = fx_reset, .fini = api_fini, .timeout = 180);
 
-/* A TCP port nobody listens on right now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 typedef struct sse_env {
     int port;
     pid_t pid;
@@ -50,20 +36,9 @@ typedef struct sse_env {
 /* inv-api with its ops proxy on two free ports, and a read key. */
 static void sse_start(sse_env *e, const char *log)
 {
-    int pf = free_port(), pb = free_port();
-    cr_assert(pf != pb);
-    char back[64], cfg[512];
-    snprintf(e->front, sizeof e->front, "tcp://127.0.0.1:%d", pf);
-    snprintf(back, sizeof back, "tcp://127.0.0.1:%d", pb);
-    sc_tmp("sse.ini", cfg, sizeof cfg);
-    FILE *f = fopen(cfg, "w");
-    cr_assert(f, "cannot write %s", cfg);
-    fprintf(f, "[ops]\nendpoint = %s\nsub_endpoint = %s\n", e->front, back);
-    fclose(f);
-    setenv("INV_OPS_ENDPOINT", e->front, 1);
     api_add_key("reader", "read", e->key, sizeof e->key, NULL, 0);
-    const char *extra[] = {"--config", cfg, "--threads", "2", NULL};
-    e->port = api_start(log, extra, &e->pid);
+    const char *extra[] = {"--threads", "2", NULL};
+    e->port = api_start_with_ops(log, extra, e->front, &e->pid);
 }
 
 /* A stream: the request sent, the socket returned. */

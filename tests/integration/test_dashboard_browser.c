@@ -21,30 +21,10 @@
 
 TestSuite(dashboard, .init = fx_reset, .fini = api_fini, .timeout = 300);
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 Test(dashboard, live_counters_alerts_and_lookup_in_headless_chromium)
 {
-    char front[64], back[64], cfg[512], events[512], out[65536];
-    snprintf(front, sizeof front, "tcp://127.0.0.1:%d", free_port());
-    snprintf(back, sizeof back, "tcp://127.0.0.1:%d", free_port());
-    sc_tmp("dashboard.ini", cfg, sizeof cfg);
-    FILE *f = fopen(cfg, "w");
-    cr_assert(f, "cannot write %s", cfg);
-    fprintf(f, "[ops]\nendpoint = %s\nsub_endpoint = %s\n", front, back);
-    fclose(f);
-    setenv("INV_OPS_ENDPOINT", front, 1);
+    char front[64], events[512], out[65536];
+    FILE *f;
 
     /* The workload: a generated mix, then a sale at a store that had none. */
     sc_tmp("dashboard.jsonl", events, sizeof events);
@@ -58,9 +38,8 @@ Test(dashboard, live_counters_alerts_and_lookup_in_headless_chromium)
 
     char key[128];
     api_add_key("dashboard", "read", key, sizeof key, NULL, 0);
-    const char *extra[] = {"--config", cfg, NULL};
     pid_t api;
-    int port = api_start("dashboard-api.log", extra, &api);
+    int port = api_start_with_ops("dashboard-api.log", NULL, front, &api);
     const char *cons[] = {"inv-consumer", NULL};
     const char *rec[] = {"inv-reconciler", NULL};
     pid_t c = fx_spawn(cons, NULL);

@@ -9,12 +9,10 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -36,24 +34,10 @@ typedef struct feed {
     size_t n, cap;
 } feed;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-              getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
 static void feed_start(feed *f)
 {
     char front[64], back[64];
-    snprintf(front, sizeof front, "tcp://127.0.0.1:%d", free_port());
-    snprintf(back, sizeof back, "tcp://127.0.0.1:%d", free_port());
+    fx_ops_endpoints(front, back);
     sf_error err;
     cr_assert(sf_ops_proxy_start(front, back, &f->proxy, &err) == SF_OK, "%s", err.msg);
     f->ctx = zmq_ctx_new();
@@ -62,7 +46,6 @@ static void feed_start(feed *f)
     zmq_setsockopt(f->sub, ZMQ_LINGER, &linger, sizeof linger);
     cr_assert(zmq_setsockopt(f->sub, ZMQ_SUBSCRIBE, "", 0) == 0);
     cr_assert(zmq_connect(f->sub, back) == 0);
-    setenv("INV_OPS_ENDPOINT", front, 1);
     f->cap = 4000;
     f->v = calloc(f->cap, sizeof *f->v);
     cr_assert(f->v);

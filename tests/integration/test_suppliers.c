@@ -36,15 +36,6 @@ static int64_t col(const char *sku, const char *loc, const char *column)
     return fx_query_i64(sql);
 }
 
-static uint64_t stream_msgs(void)
-{
-    jsStreamInfo *si = NULL;
-    cr_assert(js_GetStreamInfo(&si, fx_js(), "INV_EVENTS", NULL, NULL) == NATS_OK);
-    uint64_t n = si->State.Msgs;
-    jsStreamInfo_Destroy(si);
-    return n;
-}
-
 static void import_map(void)
 {
     char out[4096];
@@ -97,7 +88,7 @@ Test(suppliers, every_sample_format_gives_exact_positions)
 {
     import_map();
     feed_all_samples();
-    cr_assert_eq(stream_msgs(), 5 + 3 + 6 + 5);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 5 + 3 + 6 + 5);
     sc_drain(1);
     /* x12-846 (acme): COUNTs, CA x units_per_pack of the sku map. */
     cr_assert_eq(col("WIDGET-S", "DC-EAST", "on_hand"), 120);
@@ -138,7 +129,7 @@ Test(suppliers, rerun_and_resent_document_publish_nothing)
 {
     import_map();
     feed_all_samples();
-    uint64_t before = stream_msgs();
+    uint64_t before = fx_stream_msgs("INV_EVENTS");
     char out[8192];
     /* The same file again: the checkpoint says done. */
     cr_assert(supplier(CONFIG, "acme", "examples/suppliers/acme-846.edi", NULL, out, sizeof out) ==
@@ -164,14 +155,14 @@ Test(suppliers, rerun_and_resent_document_publish_nothing)
     free(doc);
     cr_assert(supplier(CONFIG, "acme", path, NULL, out, sizeof out) == 0, "%s", out);
     cr_assert(strstr(out, "already published"), "%s", out);
-    cr_assert_eq(stream_msgs(), before);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), before);
 
     /* Without the checkpoint (deleted), the same ids come back: JetStream
      * reports them as duplicates and stores nothing. */
     fx_exec("DELETE FROM feed_checkpoints WHERE supplier = 'acme'");
     cr_assert(supplier(CONFIG, "acme", path, NULL, out, sizeof out) == 0, "%s", out);
     cr_assert(strstr(out, "5 records, 0 published, 5 duplicate"), "%s", out);
-    cr_assert_eq(stream_msgs(), before);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), before);
 }
 
 Test(suppliers, bad_rows_rejected_with_position_good_rows_published)
@@ -207,7 +198,7 @@ Test(suppliers, bad_rows_rejected_with_position_good_rows_published)
     cr_assert(strstr(e, want), "%s", e);
     snprintf(want, sizeof want, "%s:line 7:", path);
     cr_assert(strstr(e, want), "%s", e);
-    cr_assert_eq(stream_msgs(), 2);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 2);
     sc_drain(1);
     cr_assert_eq(col("STAPLER-RED", "STORE-NYC", "on_hand"), 5);
     cr_assert_eq(col("TPS-COVER", "STORE-BOS", "on_hand"), 1);
@@ -248,7 +239,7 @@ Test(suppliers, drop_directory_archives_and_rejects)
     snprintf(path, sizeof path, "%s/inbox/initech/.partial.csv", root);
     cr_assert(stat(path, &sb) == 0, "a dot file must be left alone");
     /* The good row of the rejected feed was published all the same. */
-    cr_assert_eq(stream_msgs(), 5 + 1);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 5 + 1);
 }
 
 /* A big identity-mapped CSV feed, kill -9 mid-way, then run again. */
@@ -283,7 +274,7 @@ Test(suppliers, kill_9_mid_feed_then_resume_publishes_nothing_twice)
      * update PostgreSQL was running, publishes in nats-server's socket. */
     usleep(1000 * 1000);
     int64_t acked = fx_query_i64("SELECT acked FROM feed_checkpoints");
-    uint64_t stored = stream_msgs();
+    uint64_t stored = fx_stream_msgs("INV_EVENTS");
     cr_assert(acked >= 4000 && acked < ROWS, "acked %lld", (long long)acked);
     cr_assert((int64_t)stored >= acked, "stored %llu < acked %lld", (unsigned long long)stored,
               (long long)acked);
@@ -302,7 +293,7 @@ Test(suppliers, kill_9_mid_feed_then_resume_publishes_nothing_twice)
     cr_assert_eq(skipped, (unsigned long long)acked, "%s", out);
     cr_assert_eq(published + duplicate + skipped, ROWS, "%s", out);
     /* Exactly one stored message per record: nothing lost, nothing twice. */
-    cr_assert_eq(stream_msgs(), ROWS);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), ROWS);
     cr_assert_eq(published, ROWS - stored, "%s", out);
     cr_assert_eq(fx_query_i64("SELECT count(*) FROM feed_checkpoints WHERE state = 'done'"), 1);
     sc_drain(2);
@@ -406,12 +397,12 @@ Test(suppliers, http_supplier_polled_from_a_local_server)
     const char *once[] = {"inv-supplier", "--config", cfg, "--supplier", "umbrella", NULL};
     cr_assert_eq(fx_run(once, NULL, out, sizeof out, 60000), 0, "%s", out);
     cr_assert(strstr(out, "umbrella@http: 5 records, 5 published"), "%s", out);
-    cr_assert_eq(stream_msgs(), 5);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 5);
     /* A new process has no validators: it fetches again, and the document
      * checkpoint makes that a no-op. */
     cr_assert_eq(fx_run(once, NULL, out, sizeof out, 60000), 0, "%s", out);
     cr_assert(strstr(out, "already published"), "%s", out);
-    cr_assert_eq(stream_msgs(), 5);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 5);
     /* The watcher polls on the interval with If-None-Match after the first. */
     char root[512], log[512];
     sc_tmp("http-drop", root, sizeof root);
@@ -426,7 +417,7 @@ Test(suppliers, http_supplier_polled_from_a_local_server)
     http_stop(&srv);
     cr_assert(srv.requests - before >= 3, "requests %d", srv.requests - before);
     cr_assert(srv.conditional >= 2, "conditional requests %d", srv.conditional);
-    cr_assert_eq(stream_msgs(), 5);
+    cr_assert_eq(fx_stream_msgs("INV_EVENTS"), 5);
     sc_drain(1);
     cr_assert_eq(col("UMB-100", "STORE-BOS", "inbound"), 120);
 }

@@ -181,7 +181,7 @@ static sf_apikey_verdict check(sf_apikey_ring *ring, const char *key, unsigned a
 {
     char header[256];
     snprintf(header, sizeof header, "Bearer %s", key);
-    return sf_apikey_ring_check(ring, header, allowed, NULL, NULL);
+    return sf_apikey_ring_check(ring, header, allowed, NULL);
 }
 
 LEAK_TEST(apikey_ring, verdicts_for_config_keys)
@@ -194,21 +194,22 @@ LEAK_TEST(apikey_ring, verdicts_for_config_keys)
     sf_apikey_ring_counts(ring, &ncfg, &ndb, &loaded);
     cr_assert(ncfg == 2 && ndb == 0 && !loaded);
 
-    sf_apikey_scope scope = 0;
-    char name[SF_APIKEY_ID_MAX + 1] = "";
+    sf_apikey_who who;
+    memset(&who, 0, sizeof who);
     char header[256];
     snprintf(header, sizeof header, "  bearer \t%s  ", rd.key);
-    cr_assert_eq(sf_apikey_ring_check(ring, header, read_routes, &scope, name), SF_APIKEY_OK);
-    cr_assert(scope == SF_APIKEY_READ && !strcmp(name, "reader"));
+    cr_assert_eq(sf_apikey_ring_check(ring, header, read_routes, &who), SF_APIKEY_OK);
+    cr_assert(who.scope == SF_APIKEY_READ && !strcmp(who.name, "reader"));
+    cr_assert(who.from_config && !strcmp(who.id, "reader"), "a config key's id is its name");
     cr_assert_eq(check(ring, in.key, read_routes), SF_APIKEY_FORBIDDEN);
     cr_assert_eq(check(ring, in.key, SF_APIKEY_INGEST), SF_APIKEY_OK);
-    cr_assert_eq(sf_apikey_ring_check(ring, NULL, read_routes, NULL, NULL), SF_APIKEY_MISSING);
-    cr_assert_eq(sf_apikey_ring_check(ring, rd.key, read_routes, NULL, NULL),
+    cr_assert_eq(sf_apikey_ring_check(ring, NULL, read_routes, NULL), SF_APIKEY_MISSING);
+    cr_assert_eq(sf_apikey_ring_check(ring, rd.key, read_routes, NULL),
                  SF_APIKEY_MALFORMED); /* no scheme */
     snprintf(header, sizeof header, "Basic %s", rd.key);
-    cr_assert_eq(sf_apikey_ring_check(ring, header, read_routes, NULL, NULL), SF_APIKEY_MALFORMED);
+    cr_assert_eq(sf_apikey_ring_check(ring, header, read_routes, NULL), SF_APIKEY_MALFORMED);
     snprintf(header, sizeof header, "Bearer %s extra", rd.key);
-    cr_assert_eq(sf_apikey_ring_check(ring, header, read_routes, NULL, NULL), SF_APIKEY_MALFORMED);
+    cr_assert_eq(sf_apikey_ring_check(ring, header, read_routes, NULL), SF_APIKEY_MALFORMED);
     cr_assert_eq(check(ring, "Bearer", read_routes), SF_APIKEY_MALFORMED);
 
     /* the reader's id with the feeder's secret: no match, and a config id

@@ -124,6 +124,10 @@ Test(config, defaults_match_the_contract)
     cr_assert(cfg.reconciler.poll_ms == 500);
     assert_str(cfg.api.listen, "127.0.0.1:8080");
     cr_assert(cfg.api.max_batch == 1000);
+    cr_assert(cfg.api.rate_per_key == 1000 && cfg.api.burst == 2000);
+    cr_assert(cfg.api.max_header_bytes == 16384 && cfg.api.max_body_bytes == 65536);
+    cr_assert(cfg.api.max_query_bytes == 4096);
+    cr_assert(cfg.api.max_ledger_page == 1000);
     assert_str(cfg.ops.endpoint, "tcp://127.0.0.1:15560");
     assert_str(cfg.ops.sub_endpoint, "tcp://127.0.0.1:15561");
     cr_assert(cfg.now_ms_override == 0);
@@ -234,6 +238,28 @@ Test(config, out_of_range_low_and_high)
     sf_config_init(&cfg);
     expect_error("[consumer]\nmax_deliver = 2\nbatch = 100001\n", SF_EINVAL,
                  "3: [consumer] batch: out of range: 100001 (allowed 1..100000)");
+}
+
+Test(config, api_query_and_ledger_limits_load_and_check_their_range)
+{
+    load_ok("[api]\nmax_query_bytes = 256\nmax_ledger_page = 100000\n");
+    cr_assert(cfg.api.max_query_bytes == 256 && cfg.api.max_ledger_page == 100000);
+    cr_assert(cfg.api.max_batch == 1000, "the other [api] keys keep their defaults");
+    sf_config_free(&cfg);
+    unlink(ini_path);
+    sf_config_init(&cfg);
+    expect_error("[api]\nmax_query_bytes = 255\n", SF_EINVAL,
+                 "2: [api] max_query_bytes: out of range: 255 (allowed 256..1048576)");
+    sf_config_free(&cfg);
+    unlink(ini_path);
+    sf_config_init(&cfg);
+    expect_error("[api]\n\nmax_ledger_page = 100001\n", SF_EINVAL,
+                 "3: [api] max_ledger_page: out of range: 100001 (allowed 1..100000)");
+    sf_config_free(&cfg);
+    unlink(ini_path);
+    sf_config_init(&cfg);
+    expect_error("[api]\nmax_ledger_page = 0\n", SF_EINVAL,
+                 "2: [api] max_ledger_page: out of range: 0 (allowed 1..100000)");
 }
 
 Test(config, overflowing_number_is_out_of_range)

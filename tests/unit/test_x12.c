@@ -18,6 +18,7 @@
 #include "../../suppliers/x12.h"
 #include "config.h"
 #include "leak_guard.h"
+#include "tmp_ini.h"
 
 #define ISA(date, time, ctl)                                                                       \
     "ISA*00*          *00*          *ZZ*ACME           *ZZ*STOCKFLOW      *" date "*" time         \
@@ -64,7 +65,7 @@ static sf_x12 *open_ok(const char *data, size_t len)
 {
     sf_x12 *x = NULL;
     sf_error err;
-    sf_status st = sf_x12_open(data, len, &x, &err);
+    sf_status st = sf_x12_open(data, len, NULL, &x, &err);
     cr_assert(st == SF_OK, "open failed: %s", err.msg);
     return x;
 }
@@ -73,7 +74,7 @@ static void open_fails(const char *data, const char *msg)
 {
     sf_x12 *x = NULL;
     sf_error err;
-    sf_status st = sf_x12_open(data, strlen(data), &x, &err);
+    sf_status st = sf_x12_open(data, strlen(data), NULL, &x, &err);
     cr_assert(st == SF_EINVAL, "open accepted: %s", data);
     cr_assert(x == NULL);
     cr_assert(strcmp(err.msg, msg) == 0, "\n  got:  %s\n  want: %s", err.msg, msg);
@@ -189,11 +190,11 @@ LEAK_TEST(x12, repetition_separator_from_isa11)
     data = translate(SAMPLE, '*', ':', '~', "", '>');
     sf_x12 *bad = NULL;
     sf_error err;
-    cr_assert(sf_x12_open(data, strlen(data), &bad, &err) == SF_OK, "%s", err.msg);
+    cr_assert(sf_x12_open(data, strlen(data), NULL, &bad, &err) == SF_OK, "%s", err.msg);
     cr_assert(sf_x12_separators(bad).repetition == '>');
     sf_x12_close(bad);
     data[82] = ':';
-    cr_assert(sf_x12_open(data, strlen(data), &bad, &err) == SF_EINVAL);
+    cr_assert(sf_x12_open(data, strlen(data), NULL, &bad, &err) == SF_EINVAL);
     cr_assert(strcmp(err.msg, "segment 1: repetition separator ':' (ISA11) repeats another "
                               "separator") == 0,
               "%s", err.msg);
@@ -429,6 +430,116 @@ LEAK_TEST(x12, limits_reject_the_segment_and_move_on)
     sf_x12_close(x);
 }
 
+/* limits as the adapter passes them: lowered from the defaults */
+static sf_x12_limits lowered(uint64_t segments, size_t elements, size_t bytes)
+{
+    sf_x12_limits l;
+    sf_x12_limits_init(&l);
+    cr_assert(l.max_segments == SF_X12_SEGMENTS_MAX && l.max_elements == SF_X12_ELEMENTS_MAX &&
+              l.max_element_bytes == SF_X12_ELEMENT_MAX);
+    l.max_segments = segments;
+    l.max_elements = elements;
+    l.max_element_bytes = bytes;
+    return l;
+}
+
+LEAK_TEST(x12, lowered_limits_fail_open_or_reject_the_segment)
+{
+    sf_x12 *x = NULL;
+    sf_error err;
+    /* SAMPLE has 9 segments: 9 pass, 8 fail open at the 9th */
+    sf_x12_limits l = lowered(9, SF_X12_ELEMENTS_MAX, SF_X12_ELEMENT_MAX);
+    cr_assert(sf_x12_open(SAMPLE, strlen(SAMPLE), &l, &x, &err) == SF_OK, "%s", err.msg);
+    cr_assert(sf_x12_segments(x) == 9);
+    sf_x12_close(x);
+    l.max_segments = 8;
+    cr_assert(sf_x12_open(SAMPLE, strlen(SAMPLE), &l, &x, &err) == SF_EINVAL);
+    cr_assert(x == NULL);
+    cr_assert(strcmp(err.msg, "segment 9: more than 8 segments in the interchange "
+                              "(max_segments)") == 0,
+              "%s", err.msg);
+
+    /* 20 bytes an element, 16 elements a segment: LIN 4 has a 21-byte
+     * element, REF 5 has 17 elements; both are rejected alone */
+    char data[2048];
+    snprintf(data, sizeof data,
+             "%s%sST*846*0001~LIN**VP*AAAAAAAAAAAAAAAAAAAAA~REF*1*2*3*4*5*6*7*8*9*10*11*12*13*14*"
+             "15*16*17~LIN**VP*AAAAAAAAAAAAAAAAAAAA~SE*5*0001~GE*1*101~IEA*1*000000101~",
+             ISA("240301", "0930", "000000101"), GS("20240301", "0930", "101"));
+    l = lowered(SF_X12_SEGMENTS_MAX, 16, 20);
+    cr_assert(sf_x12_open(data, strlen(data), &l, &x, &err) == SF_OK, "%s", err.msg);
+    sf_x12_cursor c = sf_x12_begin(x);
+    sf_x12_seg seg;
+    for (int i = 0; i < 3; i++)
+        cr_assert(sf_x12_next(x, &c, &seg, &err) == SF_OK, "segment %d: %s", i + 1, err.msg);
+    cr_assert(sf_x12_next(x, &c, &seg, &err) == SF_EINVAL);
+    cr_assert(strcmp(err.msg, "segment 4: field LIN03: 21 bytes, longer than 20") == 0, "%s",
+              err.msg);
+    cr_assert(sf_x12_next(x, &c, &seg, &err) == SF_EINVAL);
+    cr_assert(seg.number == 5 && seg.n == 16, "%zu elements kept", seg.n);
+    cr_assert(strcmp(err.msg, "segment 5: REF has more than 16 elements") == 0, "%s", err.msg);
+    cr_assert(sf_x12_next(x, &c, &seg, &err) == SF_OK, "a 20-byte element passes: %s", err.msg);
+    sf_x12_close(x);
+
+    /* the defaults take the same document */
+    cr_assert(sf_x12_open(data, strlen(data), NULL, &x, &err) == SF_OK, "%s", err.msg);
+    sf_x12_close(x);
+    /* limits open cannot honour are refused, not trusted */
+    l = lowered(100, SF_X12_ELEMENTS_MAX + 1, 100);
+    cr_assert(sf_x12_open(SAMPLE, strlen(SAMPLE), &l, &x, &err) == SF_EINVAL && x == NULL);
+    cr_assert(strstr(err.msg, "65 elements is not in 1..64"), "%s", err.msg);
+}
+
+LEAK_TEST(x12, limits_config_defaults_values_and_range_errors)
+{
+    char path[TMP_INI_PATH_MAX];
+    sf_config cfg;
+    sf_error err;
+    sf_x12_limits l;
+    tmp_ini_load(&cfg, "[supplier.acme]\nformat = x12-846\n", path);
+    cr_assert(sf_x12_limits_config(&cfg, "supplier.acme", &l, &err) == SF_OK, "%s", err.msg);
+    cr_assert(l.max_segments == 4000000 && l.max_elements == 64 && l.max_element_bytes == 256,
+              "absent keys give today's limits");
+    sf_config_free(&cfg);
+
+    tmp_ini_load(&cfg,
+                 "[supplier.acme]\nformat = x12-846\nmax_segments = 1000\nmax_elements = 16\n"
+                 "max_element_bytes = 4096\n",
+                 path);
+    cr_assert(sf_x12_limits_config(&cfg, "supplier.acme", &l, &err) == SF_OK, "%s", err.msg);
+    cr_assert(l.max_segments == 1000 && l.max_elements == 16 && l.max_element_bytes == 4096);
+    sf_config_free(&cfg);
+
+    static const struct {
+        const char *line, *msg;
+    } bad[] = {
+        {"max_segments = 5", "max_segments: '5' is not a whole number of segments from 6 to "
+                             "20000000"},
+        {"max_segments = 20000001", "max_segments: '20000001' is not a whole number of segments "
+                                    "from 6 to 20000000"},
+        {"max_elements = 65", "max_elements: '65' is not a whole number of elements from 16 to "
+                              "64"},
+        {"max_elements = 15", "max_elements: '15' is not a whole number of elements from 16 to "
+                              "64"},
+        {"max_element_bytes = 4097", "max_element_bytes: '4097' is not a whole number of bytes "
+                                     "from 16 to 4096"},
+        {"max_element_bytes = -1", "max_element_bytes: '-1' is not a whole number of bytes from "
+                                   "16 to 4096"},
+        {"max_segments = 1e6", "max_segments: '1e6' is not a whole number of segments from 6 to "
+                               "20000000"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char ini[256], want[512];
+        snprintf(ini, sizeof ini, "[supplier.acme]\nformat = x12-856\n%s\n", bad[i].line);
+        tmp_ini_load(&cfg, ini, path);
+        cr_assert(sf_x12_limits_config(&cfg, "supplier.acme", &l, &err) == SF_EINVAL, "%s",
+                  bad[i].line);
+        snprintf(want, sizeof want, "%s:3: [supplier.acme] %s", path, bad[i].msg);
+        cr_assert(strcmp(err.msg, want) == 0, "\n  got:  %s\n  want: %s", err.msg, want);
+        sf_config_free(&cfg);
+    }
+}
+
 /* --- digest ------------------------------------------------------------------------------ */
 
 LEAK_TEST(x12, digest_ignores_control_numbers_envelope_dates_and_layout)
@@ -658,18 +769,10 @@ LEAK_TEST(x12, qualifier_lists)
 
 LEAK_TEST(x12, qualifier_config_cites_path_line_section_and_key)
 {
-    char path[] = "/tmp/sf-test-x12-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    const char ini[] = "[supplier.acme]\n"
-                       "format = x12-846\n"
-                       "item_qualifiers = VP,V\n";
-    cr_assert(write(fd, ini, sizeof ini - 1) == (ssize_t)(sizeof ini - 1));
-    close(fd);
+    char path[TMP_INI_PATH_MAX];
     sf_config cfg;
-    sf_config_init(&cfg);
     sf_error err;
-    cr_assert(sf_config_load(&cfg, path, &err) == SF_OK, "%s", err.msg);
+    tmp_ini_load(&cfg, "[supplier.acme]\nformat = x12-846\nitem_qualifiers = VP,V\n", path);
     sf_x12_quals q;
     cr_assert(sf_x12_quals_config(&cfg, "supplier.acme", "qty_qualifiers", "33,17", &q, &err) ==
               SF_OK);
@@ -682,7 +785,6 @@ LEAK_TEST(x12, qualifier_config_cites_path_line_section_and_key)
              path);
     cr_assert(strcmp(err.msg, want) == 0, "\n  got:  %s\n  want: %s", err.msg, want);
     sf_config_free(&cfg);
-    unlink(path);
 }
 
 LEAK_TEST(x12, lin_item_takes_the_first_listed_qualifier)

@@ -17,6 +17,7 @@
 #include "../../suppliers/adapter.h"
 #include "config.h"
 #include "leak_guard.h"
+#include "tmp_ini.h"
 
 #define READ_AT INT64_C(1709337600000) /* 2024-03-02T00:00:00Z */
 #define TZ_EST (-5 * 3600)
@@ -66,22 +67,30 @@ static const char *feed(const char *body)
 static void *options(const char *ini)
 {
     sf_config cfg;
-    sf_config_init(&cfg);
-    sf_error err;
-    char path[] = "/tmp/sf-test-x12-846-XXXXXX";
-    if (ini) {
-        int fd = mkstemp(path);
-        cr_assert(fd >= 0);
-        cr_assert(write(fd, ini, strlen(ini)) == (ssize_t)strlen(ini));
-        close(fd);
-        cr_assert(sf_config_load(&cfg, path, &err) == SF_OK, "%s", err.msg);
-        unlink(path);
-    }
+    char path[TMP_INI_PATH_MAX];
+    tmp_ini_load(&cfg, ini, path);
     void *opts = NULL;
+    sf_error err;
     cr_assert(sf_adapter_x12_846.configure(&cfg, "supplier.acme", &opts, &err) == SF_OK, "%s",
               err.msg);
     sf_config_free(&cfg);
     return opts;
+}
+
+/* configure() refuses ini with "<path>:<msg>". */
+static void config_fails(const char *ini, const char *msg)
+{
+    sf_config cfg;
+    char path[TMP_INI_PATH_MAX], want[512];
+    tmp_ini_load(&cfg, ini, path);
+    void *opts = (void *)1;
+    sf_error err;
+    cr_assert(sf_adapter_x12_846.configure(&cfg, "supplier.acme", &opts, &err) == SF_EINVAL,
+              "accepted: %s", ini);
+    cr_assert(opts == NULL);
+    snprintf(want, sizeof want, "%s:%s", path, msg);
+    cr_assert(strcmp(err.msg, want) == 0, "\n  got:  %s\n  want: %s", err.msg, want);
+    sf_config_free(&cfg);
 }
 
 static void run_ctx(const char *data, size_t len, const char *ini, int64_t read_at)
@@ -190,8 +199,11 @@ LEAK_TEST(x12_846, ops_table)
 {
     cr_assert(strcmp(sf_adapter_x12_846.format, "x12-846") == 0);
     const char *const *k = sf_adapter_x12_846.keys;
-    cr_assert(k[0] && !strcmp(k[0], "item_qualifiers") && k[1] && !strcmp(k[1], "qty_qualifiers") &&
-              !k[2]);
+    static const char *const want[] = {"item_qualifiers", "qty_qualifiers", "max_locations_per_lin",
+                                       "max_segments",    "max_elements",   "max_element_bytes"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(k[i] && !strcmp(k[i], want[i]), "key %zu: %s", i, k[i] ? k[i] : "(none)");
+    cr_assert(!k[sizeof want / sizeof want[0]]);
 }
 
 /* --- locations ------------------------------------------------------------------- */
@@ -275,27 +287,8 @@ LEAK_TEST(x12_846, decimal_quantities_and_composite_units)
 
 LEAK_TEST(x12_846, config_errors_cite_path_line_section_and_key)
 {
-    char path[] = "/tmp/sf-test-x12-846-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    const char ini[] = "[supplier.acme]\nformat = x12-846\nitem_qualifiers = VP\n"
-                       "qty_qualifiers = 33,3\n";
-    cr_assert(write(fd, ini, sizeof ini - 1) == (ssize_t)(sizeof ini - 1));
-    close(fd);
-    sf_config cfg;
-    sf_config_init(&cfg);
-    sf_error err;
-    cr_assert(sf_config_load(&cfg, path, &err) == SF_OK, "%s", err.msg);
-    void *opts = (void *)1;
-    cr_assert(sf_adapter_x12_846.configure(&cfg, "supplier.acme", &opts, &err) == SF_EINVAL);
-    cr_assert(opts == NULL);
-    char want[256];
-    snprintf(want, sizeof want,
-             "%s:4: [supplier.acme] qty_qualifiers: qualifier '3' is not 2 letters or digits",
-             path);
-    cr_assert(strcmp(err.msg, want) == 0, "\n  got:  %s\n  want: %s", err.msg, want);
-    sf_config_free(&cfg);
-    unlink(path);
+    config_fails("[supplier.acme]\nformat = x12-846\nitem_qualifiers = VP\nqty_qualifiers = 33,3\n",
+                 "4: [supplier.acme] qty_qualifiers: qualifier '3' is not 2 letters or digits");
 }
 
 /* --- as-of times ------------------------------------------------------------------- */
@@ -430,8 +423,57 @@ LEAK_TEST(x12_846, more_than_1000_locations_reject_the_lin)
     run(feed(big), NULL);
     cr_assert(n_rows == 2, "%zu rows", n_rows);
     /* LIN 6, then N1/QTY pairs from 7: the 1001st QTY is segment 7 + 2 * 1000 + 1 */
-    row_bad(0, 2008, "segment 2008: more than 1000 locations for one LIN");
+    row_bad(0, 2008, "segment 2008: more than 1000 locations for one LIN (max_locations_per_lin)");
     row_ok(1, 2010, "B", "", 7, 0, "", T1200); /* those N1s were inside LIN A */
+}
+
+LEAK_TEST(x12_846, lowered_limits_from_the_config)
+{
+    /* 2 locations a LIN: LIN A's third location rejects it; LIN B passes */
+    const char *ini = "[supplier.acme]\nmax_locations_per_lin = 2\nmax_element_bytes = 16\n";
+    run(feed(HEAD "LIN**VP*A~N1*WH*W*92*L1~QTY*33*1~N1*WH*W*92*L2~QTY*33*2~N1*WH*W*92*L3~"
+                  "QTY*33*3~LIN**VP*B~N1*WH*W*92*L1~QTY*33*4~N1*WH*W*92*L2~QTY*33*5~"),
+        ini);
+    cr_assert(n_rows == 3, "%zu rows", n_rows);
+    row_bad(0, 12, "segment 12: more than 2 locations for one LIN (max_locations_per_lin)");
+    row_ok(1, 15, "B", "L1", 4, 0, "", T1200);
+    row_ok(2, 17, "B", "L2", 5, 0, "", T1200);
+    /* a 17-byte element over max_element_bytes = 16 rejects its LIN */
+    run(feed(HEAD "LIN**VP*A~PID*F****WWWWWWWWWWWWWWWWW~QTY*33*1~LIN**VP*B~QTY*33*2~"), ini);
+    cr_assert(n_rows == 2, "%zu rows: %s", n_rows, rows[0].error.msg);
+    row_bad(0, 7, "segment 7: field PID05: 17 bytes, longer than 16");
+    row_ok(1, 10, "B", "", 2, 0, "", T1200);
+
+    /* max_segments fails open, naming the feed and the segment */
+    void *opts = options("[supplier.acme]\nmax_segments = 8\n");
+    sf_feed_ctx ctx = {"acme.edi", READ_AT, TZ_EST};
+    const char *data = feed(HEAD "LIN**VP*A~QTY*33*1~");
+    void *state = (void *)1;
+    sf_error err;
+    cr_assert(sf_adapter_x12_846.open(opts, &ctx, data, strlen(data), &state, &err) == SF_EINVAL);
+    cr_assert(state == NULL);
+    cr_assert(strcmp(err.msg, "acme.edi: segment 9: more than 8 segments in the interchange "
+                              "(max_segments)") == 0,
+              "%s", err.msg);
+    sf_adapter_x12_846.free_opts(opts);
+}
+
+LEAK_TEST(x12_846, limit_keys_out_of_range_cite_path_line_section_and_key)
+{
+    static const char *const bad[][2] = {
+        {"max_locations_per_lin = 1001",
+         "max_locations_per_lin: '1001' is not a whole number of locations from 1 to 1000"},
+        {"max_locations_per_lin = 0",
+         "max_locations_per_lin: '0' is not a whole number of locations from 1 to 1000"},
+        {"max_segments = 2", "max_segments: '2' is not a whole number of segments from 6 to "
+                             "20000000"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char ini[256], msg[256];
+        snprintf(ini, sizeof ini, "[supplier.acme]\nformat = x12-846\n%s\n", bad[i][0]);
+        snprintf(msg, sizeof msg, "3: [supplier.acme] %s", bad[i][1]);
+        config_fails(ini, msg);
+    }
 }
 
 /* --- whole sets ---------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #include "../../suppliers/adapter.h"
 #include "config.h"
 #include "leak_guard.h"
+#include "tmp_ini.h"
 
 #define READ_AT INT64_C(1709683200000) /* 2024-03-06T00:00:00Z */
 #define TZ_EST (-5 * 3600)
@@ -65,22 +66,30 @@ static const char *feed(const char *body)
 static void *options(const char *ini)
 {
     sf_config cfg;
-    sf_config_init(&cfg);
-    sf_error err;
-    char path[] = "/tmp/sf-test-x12-856-XXXXXX";
-    if (ini) {
-        int fd = mkstemp(path);
-        cr_assert(fd >= 0);
-        cr_assert(write(fd, ini, strlen(ini)) == (ssize_t)strlen(ini));
-        close(fd);
-        cr_assert(sf_config_load(&cfg, path, &err) == SF_OK, "%s", err.msg);
-        unlink(path);
-    }
+    char path[TMP_INI_PATH_MAX];
+    tmp_ini_load(&cfg, ini, path);
     void *opts = NULL;
+    sf_error err;
     cr_assert(sf_adapter_x12_856.configure(&cfg, "supplier.globex", &opts, &err) == SF_OK, "%s",
               err.msg);
     sf_config_free(&cfg);
     return opts;
+}
+
+/* configure() refuses ini with "<path>:<msg>". */
+static void config_fails(const char *ini, const char *msg)
+{
+    sf_config cfg;
+    char path[TMP_INI_PATH_MAX], want[512];
+    tmp_ini_load(&cfg, ini, path);
+    void *opts = (void *)1;
+    sf_error err;
+    cr_assert(sf_adapter_x12_856.configure(&cfg, "supplier.globex", &opts, &err) == SF_EINVAL,
+              "accepted: %s", ini);
+    cr_assert(opts == NULL);
+    snprintf(want, sizeof want, "%s:%s", path, msg);
+    cr_assert(strcmp(err.msg, want) == 0, "\n  got:  %s\n  want: %s", err.msg, want);
+    sf_config_free(&cfg);
 }
 
 static void run_len(const char *data, size_t len, const char *ini)
@@ -197,7 +206,11 @@ LEAK_TEST(x12_856, ops_table)
 {
     cr_assert(strcmp(sf_adapter_x12_856.format, "x12-856") == 0);
     const char *const *k = sf_adapter_x12_856.keys;
-    cr_assert(k[0] && !strcmp(k[0], "item_qualifiers") && !k[1]);
+    static const char *const want[] = {"item_qualifiers", "max_hls_per_set", "max_segments",
+                                       "max_elements", "max_element_bytes"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(k[i] && !strcmp(k[i], want[i]), "key %zu: %s", i, k[i] ? k[i] : "(none)");
+    cr_assert(!k[sizeof want / sizeof want[0]]);
 }
 
 LEAK_TEST(x12_856, levels_pass_down_ship_to_and_ship_date)
@@ -317,6 +330,34 @@ LEAK_TEST(x12_856, structure_errors_reject_the_set)
                 "segment 12: CTT01 says 5 HL segments, the set has 3");
     only_reject(BSN SHIP "HL*3*2*I~LIN**VP*A~SN1**1~CTT*3~HL*4*2*I~LIN**VP*B~SN1**1~", 13,
                 "segment 13: HL after CTT (the set's summary)");
+}
+
+LEAK_TEST(x12_856, lowered_limits_from_the_config)
+{
+    /* 4 HLs a set: a fifth rejects the set */
+    const char *ini = "[supplier.globex]\nmax_hls_per_set = 4\n";
+    run(feed(BSN SHIP "HL*3*2*I~LIN**VP*A~SN1**1~HL*4*2*I~LIN**VP*B~SN1**2~"), ini);
+    cr_assert(n_rows == 2, "%zu rows", n_rows);
+    row_ok(0, 11, "A", "0001", 1, "", T0800, "SHP-1");
+    row_ok(1, 14, "B", "0001", 2, "", T0800, "SHP-1");
+    run(feed(BSN SHIP "HL*3*2*I~LIN**VP*A~SN1**1~HL*4*2*I~LIN**VP*B~SN1**2~HL*5*2*I~LIN**VP*C~"
+                      "SN1**3~"),
+        ini);
+    cr_assert(n_rows == 1, "%zu rows", n_rows);
+    row_bad(0, 15, "segment 15: more than 4 HL segments in one set (max_hls_per_set)");
+
+    /* max_elements = 16: an SN1 of 17 elements rejects its item alone */
+    run(feed(BSN SHIP "HL*3*2*I~LIN**VP*A~SN1**1*EA*4*5*6*7*8*9*10*11*12*13*14*15*16*17~"
+                      "HL*4*2*I~LIN**VP*B~SN1**2~"),
+        "[supplier.globex]\nmax_elements = 16\n");
+    cr_assert(n_rows == 2, "%zu rows", n_rows);
+    row_bad(0, 11, "segment 11: SN1 has more than 16 elements");
+    row_ok(1, 14, "B", "0001", 2, "", T0800, "SHP-1");
+
+    /* out of range: the config error names path, line, section and key */
+    config_fails("[supplier.globex]\nformat = x12-856\nmax_hls_per_set = 4000001\n",
+                 "3: [supplier.globex] max_hls_per_set: '4000001' is not a whole number of HL "
+                 "segments from 1 to 4000000");
 }
 
 LEAK_TEST(x12_856, header_errors_reject_the_set)
