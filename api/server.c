@@ -391,11 +391,12 @@ static void srv__reserve_done(api_reserve_job *job)
     srv__rjob *rj = (srv__rjob *)job;
     api_worker *w = rj->c.w;
     pthread_mutex_lock(&w->done_mu);
+    bool wake = !w->done; /* else a wake-up is pending: the thread takes the whole list */
     rj->next = w->done;
     w->done = rj;
     pthread_mutex_unlock(&w->done_mu);
     /* A full pipe means a wake-up is pending already. */
-    if (write(w->done_wr, "r", 1) < 0 && errno != EAGAIN)
+    if (wake && write(w->done_wr, "r", 1) < 0 && errno != EAGAIN)
         sf_log(SF_LOG_WARN, "reservations: wake-up of thread %d: %s", w->idx, strerror(errno));
 }
 
