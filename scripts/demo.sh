@@ -74,7 +74,7 @@ printf '%s\n' '{"event_id":"demo-lamp-last","kind":"RECEIPT","sku":"LAMP-DEMO","
     >var/demo-lamp.jsonl
 "$BIN/inv-ingest" --file var/demo-lamp.jsonl 2>/dev/null
 drain
-RKEY=$("$BIN/invctl" apikey add demo-checkout --scope ingest 2>/dev/null | grep '^sf_')
+RKEY=$("$BIN/invctl" apikey add "demo-checkout-$(date +%s)" --scope ingest 2>/dev/null | grep '^sf_')
 "$BIN/inv-api" --listen 127.0.0.1:0 --threads 1 >var/demo-api.log 2>&1 &
 API_PID=$!
 for _ in $(seq 100); do
