@@ -337,6 +337,23 @@ Test(reserve, repeated_keys_never_double)
     fx_stop(api, SIGTERM, 30000);
 }
 
+/* qty units of sku (as written in JSON) received at CC-L1, applied by a
+ * consumer that keeps running; returns its pid. */
+static pid_t receive_stock(const char *name, const char *sku_json, int qty)
+{
+    char lines[512];
+    snprintf(lines, sizeof lines,
+             "{\"event_id\":\"%s-1\",\"kind\":\"RECEIPT\",\"sku\":\"%s\","
+             "\"location\":\"CC-L1\",\"qty\":%d," AT ",\"source\":\"rt\"}\n",
+             name, sku_json, qty);
+    const char *argv[] = {"inv-consumer", NULL};
+    pid_t cons = fx_spawn(argv, NULL);
+    char file[96];
+    snprintf(file, sizeof file, "%s.jsonl", name);
+    ingest_wait(file, lines, 1);
+    return cons;
+}
+
 /* The value of a counter or gauge line "name value" in a /metrics body. */
 static int64_t metric(const char *body, const char *name)
 {
@@ -370,14 +387,7 @@ static rc_call *fire_new(int port, const char *key, const char *prefix, const ch
  * answers 503 and reserves nothing, and the same key later succeeds. */
 Test(reserve, concurrent_requests_share_batches_and_a_full_queue_says_503)
 {
-    char lines[256];
-    snprintf(lines, sizeof lines,
-             "{\"event_id\":\"batch-1\",\"kind\":\"RECEIPT\",\"sku\":\"BATCH\","
-             "\"location\":\"CC-L1\",\"qty\":1000," AT ",\"source\":\"rt\"}\n");
-    pid_t cons;
-    const char *argv[] = {"inv-consumer", NULL};
-    cons = fx_spawn(argv, NULL);
-    ingest_wait("reserve-batch.jsonl", lines, 1);
+    pid_t cons = receive_stock("batch", "BATCH", 1000);
 
     char key[128], reader[128];
     pid_t api;
@@ -452,13 +462,7 @@ Test(reserve, concurrent_requests_share_batches_and_a_full_queue_says_503)
  * nothing reserved twice. */
 Test(reserve, a_purged_key_is_answered_from_the_ledger)
 {
-    char lines[256];
-    snprintf(lines, sizeof lines,
-             "{\"event_id\":\"purge-1\",\"kind\":\"RECEIPT\",\"sku\":\"PURGE\","
-             "\"location\":\"CC-L1\",\"qty\":3," AT ",\"source\":\"rt\"}\n");
-    const char *argv[] = {"inv-consumer", NULL};
-    pid_t cons = fx_spawn(argv, NULL);
-    ingest_wait("reserve-purge.jsonl", lines, 1);
+    pid_t cons = receive_stock("purge", "PURGE", 3);
     char key[128];
     pid_t api;
     int port = rc_start_api("reserve-purge.log", "2", key, sizeof key, &api);
@@ -496,14 +500,7 @@ Test(reserve, awkward_strings_arrive_byte_for_byte)
     /* sku: we"ird\sku{,}'; --   ref: NULL   key: k"\{},NULL;-- */
     const char *sku_json = "we\\\"ird\\\\sku{,}'; --";
     const char *sku_sql = "we\"ird\\sku{,}''; --";
-    char lines[512];
-    snprintf(lines, sizeof lines,
-             "{\"event_id\":\"awk-1\",\"kind\":\"RECEIPT\",\"sku\":\"%s\","
-             "\"location\":\"CC-L1\",\"qty\":4," AT ",\"source\":\"rt\"}\n",
-             sku_json);
-    const char *argv[] = {"inv-consumer", NULL};
-    pid_t cons = fx_spawn(argv, NULL);
-    ingest_wait("reserve-awkward.jsonl", lines, 1);
+    pid_t cons = receive_stock("awkward", sku_json, 4);
     char key[128];
     pid_t api;
     int port = rc_start_api("reserve-awkward.log", "2", key, sizeof key, &api);
