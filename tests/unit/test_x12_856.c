@@ -79,17 +79,7 @@ static void *options(const char *ini)
 /* configure() refuses ini with "<path>:<msg>". */
 static void config_fails(const char *ini, const char *msg)
 {
-    sf_config cfg;
-    char path[TMP_INI_PATH_MAX], want[512];
-    tmp_ini_load(&cfg, ini, path);
-    void *opts = (void *)1;
-    sf_error err;
-    cr_assert(sf_adapter_x12_856.configure(&cfg, "supplier.globex", &opts, &err) == SF_EINVAL,
-              "accepted: %s", ini);
-    cr_assert(opts == NULL);
-    snprintf(want, sizeof want, "%s:%s", path, msg);
-    cr_assert(strcmp(err.msg, want) == 0, "\n  got:  %s\n  want: %s", err.msg, want);
-    sf_config_free(&cfg);
+    tmp_ini_refused(sf_adapter_x12_856.configure, "supplier.globex", ini, msg);
 }
 
 static void run_len(const char *data, size_t len, const char *ini)

@@ -33,4 +33,23 @@ static inline void tmp_ini_load(sf_config *cfg, const char *ini, char path[TMP_I
     unlink(path);
 }
 
+/* configure(cfg of ini, section) refuses with "<path>:<msg>" and leaves
+ * its options NULL (an adapter's configure, suppliers/adapter.h). */
+typedef sf_status (*tmp_ini_configure_fn)(const sf_config *cfg, const char *section, void **opts,
+                                          sf_error *err);
+static inline void tmp_ini_refused(tmp_ini_configure_fn configure, const char *section,
+                                   const char *ini, const char *msg)
+{
+    sf_config cfg;
+    char path[TMP_INI_PATH_MAX], want[512];
+    tmp_ini_load(&cfg, ini, path);
+    void *opts = (void *)1;
+    sf_error err;
+    cr_assert(configure(&cfg, section, &opts, &err) == SF_EINVAL, "accepted: %s", ini);
+    cr_assert(opts == NULL);
+    snprintf(want, sizeof want, "%s:%s", path, msg);
+    cr_assert(strcmp(err.msg, want) == 0, "\n  got:  %s\n  want: %s", err.msg, want);
+    sf_config_free(&cfg);
+}
+
 #endif
