@@ -15,10 +15,14 @@
  * would add a lock and a wake-up per request for nothing: the number of
  * threads is the number of connections.
  *
- * Exception: GET /v1/stock/{sku} and its location route are answered from
+ * Exceptions: GET /v1/stock/{sku} and its location route are answered from
  * an in-memory read model (read_model.h) that one more thread keeps fresh
  * (--refresh-ms, default 100 ms); while it is not current they ask
- * PostgreSQL like the other routes.
+ * PostgreSQL like the other routes. POST /v1/reservations is checked on
+ * the serving thread and run by the reserver's threads ([api]
+ * reserve_threads, each with its own session) in batches, one statement
+ * and one commit for whatever arrived meanwhile (reserve.h); the answer
+ * comes back to the serving thread, which never waits for it.
  *
  * The main thread owns the key ring (common/apikey.h): the [apikey.<name>]
  * sections once, and the table api_keys every 5 s over its own connection.

@@ -4,7 +4,9 @@
  * socket (the kernel hands each new connection to whichever thread's
  * accept wins), with its own PostgreSQL connection and prepared statements
  * (query.h) and its own metrics (metrics.h). Nothing on the request path is
- * shared between threads except the key ring (read-locked) and, for
+ * shared between threads except the key ring (read-locked), the rate
+ * limiter, the reserver's queue (POST /v1/reservations, reserve.h: its
+ * answers come back through a per-thread list and wake-up pipe) and, for
  * /healthz only, the NATS connection.
  *
  * A thread is busy while its PostgreSQL statement runs; the other threads
