@@ -72,6 +72,8 @@ struct api_sse_hub {
     int n;
     sse__worker *workers;
     void *zctx, *zsub;
+    bool sub_all;         /* the reader's: subscribed to every topic now */
+    int wake_rd, wake_wr; /* a stream opened or closed: the reader re-subscribes */
     pthread_t reader;
     bool reader_running;
     atomic_bool stop;
@@ -148,6 +150,14 @@ static void sse__frames_free(sse__frame *f)
 
 /* ----------------------------------------------------------- clients --- */
 
+/* Tell the reader the number of streams changed (sse__follow). A full
+ * pipe means it is told already. */
+static void sse__nudge(api_sse_hub *h)
+{
+    if (h->wake_wr >= 0 && write(h->wake_wr, "c", 1) < 0 && errno != EAGAIN)
+        sf_log(SF_LOG_WARN, "ops events: wake-up of the reader: %s", strerror(errno));
+}
+
 static void sse__on_close(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
@@ -160,6 +170,7 @@ static void sse__on_close(struct evhttp_connection *evcon, void *arg)
     if (c->next)
         c->next->prev = c->prev;
     atomic_fetch_sub(&w->n_clients, 1);
+    sse__nudge(w->hub);
     /* Closed by the peer: libevent detached the unfinished request and
      * left it to us. Closed by us: it frees the request after this. */
     if (evhttp_request_get_connection(c->req) == NULL)
@@ -302,6 +313,7 @@ void api_sse_attach(api_sse_hub *h, int thread, struct evhttp_request *req, cons
     w->clients = c;
     atomic_fetch_add(&w->n_clients, 1);
     atomic_fetch_add(&h->clients_total, 1);
+    sse__nudge(h);
     static const char hello[] = "retry: 3000\n: stockflow ops feed\n\n";
     if (!sse__write(c, hello, sizeof hello - 1))
         return;
@@ -432,12 +444,37 @@ out:
     zmq_msg_close(&b);
 }
 
+/* Subscribe to every topic while a stream is open, and to the replayed
+ * ones (metrics., alert.) only while none is: the reconciler reads positions
+ * for stock.<sku> only when someone subscribes (sf_ops_has_reader), so an
+ * API nobody watches costs it nothing. */
+static void sse__follow(api_sse_hub *h)
+{
+    size_t open = 0;
+    for (int i = 0; i < h->n; i++)
+        open += atomic_load(&h->workers[i].n_clients);
+    bool all = open > 0;
+    if (all == h->sub_all)
+        return;
+    if (zmq_setsockopt(h->zsub, all ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, "", 0) == 0)
+        h->sub_all = all;
+    else
+        sf_log(SF_LOG_WARN, "ops events: %s every topic: %s",
+               all ? "subscribe to" : "unsubscribe from", zmq_strerror(zmq_errno()));
+}
+
 static void *sse__reader_main(void *arg)
 {
     api_sse_hub *h = arg;
     while (!atomic_load(&h->stop)) {
-        zmq_pollitem_t it = {h->zsub, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&it, 1, SSE_POLL_MS);
+        sse__follow(h);
+        zmq_pollitem_t it[2] = {{h->zsub, 0, ZMQ_POLLIN, 0}, {NULL, h->wake_rd, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(it, 2, SSE_POLL_MS);
+        if (rc > 0 && (it[1].revents & ZMQ_POLLIN)) {
+            char drain[64];
+            while (read(h->wake_rd, drain, sizeof drain) > 0) {
+            }
+        }
         for (int i = 0; rc > 0 && i < 1000 && !atomic_load(&h->stop); i++) {
             int ev = 0;
             size_t sz = sizeof ev;
@@ -462,6 +499,7 @@ sf_status api_sse_hub_start(const api_sse_opts *o, api_sse_hub **out, sf_error *
     h->client_max = o->client_max_bytes ? o->client_max_bytes : 256 * 1024;
     atomic_init(&h->stop, false);
     pthread_mutex_init(&h->replay_mu, NULL);
+    h->wake_rd = h->wake_wr = -1;
     sf_status st = SF_OK;
     h->workers = calloc((size_t)o->n_bases, sizeof *h->workers);
     if (!h->workers) {
@@ -497,12 +535,20 @@ sf_status api_sse_hub_start(const api_sse_opts *o, api_sse_hub **out, sf_error *
         *out = h;
         return SF_OK;
     }
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+        st = SF_ERR(err, SF_EIO, "ops events: pipe: %s", strerror(errno));
+        goto fail;
+    }
+    h->wake_rd = fds[0];
+    h->wake_wr = fds[1];
     int linger = 0, hwm = 10000;
     h->zctx = zmq_ctx_new();
     if (!h->zctx || !(h->zsub = zmq_socket(h->zctx, ZMQ_SUB)) ||
         zmq_setsockopt(h->zsub, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(h->zsub, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
-        zmq_setsockopt(h->zsub, ZMQ_SUBSCRIBE, "", 0) || zmq_connect(h->zsub, h->endpoint)) {
+        zmq_setsockopt(h->zsub, ZMQ_SUBSCRIBE, "metrics.", 8) ||
+        zmq_setsockopt(h->zsub, ZMQ_SUBSCRIBE, "alert.", 6) || zmq_connect(h->zsub, h->endpoint)) {
         st = SF_ERR(err, SF_EINVAL, "ops events: subscribe to %s: %s", h->endpoint,
                     zmq_strerror(zmq_errno()));
         goto fail;
@@ -590,6 +636,10 @@ void api_sse_hub_free(api_sse_hub *h)
     for (size_t i = 0; i < SSE_REPLAY_ALERTS; i++)
         free(h->alerts[i]);
     pthread_mutex_destroy(&h->replay_mu);
+    if (h->wake_rd >= 0)
+        close(h->wake_rd);
+    if (h->wake_wr >= 0)
+        close(h->wake_wr);
     free(h->workers);
     free(h);
 }

@@ -23,6 +23,14 @@
  * closing an idle stream. New streams first get the last metrics.<service>
  * of each service and the last alerts, so a page is not blank until the
  * next report.
+ *
+ * Subscriptions: the reader always takes metrics. and alert. (for that
+ * replay), and every other topic (stock., channel.) only while a stream
+ * is open: publishers learn it through the proxy and skip work nobody
+ * reads (the reconciler's positions query for stock.<sku>). A stream
+ * opening starts the subscription at once; messages published before it
+ * reached the publisher are not seen (they were not replayed before
+ * either).
  */
 #ifndef API_SSE_H
 #define API_SSE_H

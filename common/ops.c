@@ -18,27 +18,69 @@
 
 #include "event.h"
 
+#define OPS_TOPICS_MAX 64 /* distinct subscriptions tracked; more: all wanted */
+#define OPS_TOPIC_MAX 256
+
 struct sf_ops {
     void *ctx;
     void *sock;
     char service[64];
     uint64_t dropped;
-    long subs; /* topics readers subscribe to: +1 per subscribe notice, -1 per unsubscribe */
+    size_t n_topics;  /* the topics readers subscribe to now, as the notices told */
+    bool topics_lost; /* a notice did not fit: count every topic as wanted */
+    struct {
+        size_t len;
+        char text[OPS_TOPIC_MAX];
+    } topics[OPS_TOPICS_MAX];
 };
 
 /* Read the subscription notices the XPUB queued (byte 1 = subscribe, 0 =
- * unsubscribe; without ZMQ_XPUB_VERBOSE one per topic, from the first
- * reader and after the last). */
+ * unsubscribe, then the topic; without ZMQ_XPUB_VERBOSE one per topic,
+ * from its first reader and after its last) and keep the set of topics. */
 static void ops__notices(sf_ops *o)
 {
-    char sub[256];
+    char sub[OPS_TOPIC_MAX + 1];
     int n;
     while ((n = zmq_recv(o->sock, sub, sizeof sub, ZMQ_DONTWAIT)) >= 0) {
-        if (n > 0 && sub[0] == 1)
-            o->subs++;
-        else if (n > 0 && sub[0] == 0 && o->subs > 0)
-            o->subs--;
+        if (n == 0 || (sub[0] != 0 && sub[0] != 1))
+            continue;
+        size_t len = (size_t)n - 1;
+        if (len > OPS_TOPIC_MAX) { /* truncated: never forgotten, so never missed */
+            o->topics_lost = true;
+            continue;
+        }
+        size_t i = 0;
+        while (i < o->n_topics &&
+               (o->topics[i].len != len || memcmp(o->topics[i].text, sub + 1, len) != 0))
+            i++;
+        if (sub[0] == 1 && i == o->n_topics) {
+            if (o->n_topics == OPS_TOPICS_MAX) {
+                o->topics_lost = true;
+                continue;
+            }
+            o->topics[i].len = len;
+            memcpy(o->topics[i].text, sub + 1, len);
+            o->n_topics++;
+        } else if (sub[0] == 0 && i < o->n_topics) {
+            o->topics[i] = o->topics[--o->n_topics];
+        }
     }
+}
+
+/* Whether a subscription would pass a message whose topic starts with
+ * prefix: the subscription is a prefix of it ("" and "stock." for
+ * "stock.") or it continues it ("stock.SKU-1" for "stock."). */
+static bool ops__wanted(const sf_ops *o, const char *prefix)
+{
+    if (o->topics_lost)
+        return true;
+    size_t plen = strlen(prefix);
+    for (size_t i = 0; i < o->n_topics; i++) {
+        size_t len = o->topics[i].len < plen ? o->topics[i].len : plen;
+        if (memcmp(o->topics[i].text, prefix, len) == 0)
+            return true;
+    }
+    return false;
 }
 
 sf_status sf_ops_open(const char *endpoint, const char *service, sf_ops **out, sf_error *err)
@@ -111,13 +153,13 @@ void sf_ops_alert(sf_ops *o, const char *kind, const char *message, json_t *deta
     sf_ops_send(o, topic, obj);
 }
 
-bool sf_ops_wait_reader(sf_ops *o, int ms)
+bool sf_ops_wait_reader(sf_ops *o, const char *topic, int ms)
 {
     if (!o || !o->sock)
         return false;
     int64_t until = sf_now_ms() + ms;
     ops__notices(o);
-    while (o->subs == 0) {
+    while (!ops__wanted(o, topic)) {
         int64_t left = until - sf_now_ms();
         zmq_pollitem_t it = {o->sock, 0, ZMQ_POLLIN, 0};
         if (left <= 0 || zmq_poll(&it, 1, (long)left) < 0)
@@ -127,12 +169,12 @@ bool sf_ops_wait_reader(sf_ops *o, int ms)
     return true;
 }
 
-bool sf_ops_has_reader(sf_ops *o)
+bool sf_ops_has_reader(sf_ops *o, const char *topic)
 {
     if (!o || !o->sock)
         return false;
     ops__notices(o);
-    return o->subs > 0;
+    return ops__wanted(o, topic);
 }
 
 uint64_t sf_ops_dropped(const sf_ops *o)

@@ -38,15 +38,18 @@ void sf_ops_send(sf_ops *o, const char *topic, json_t *obj);
 /* alert.<kind> with a human message and optional details (stolen). */
 void sf_ops_alert(sf_ops *o, const char *kind, const char *message, json_t *details);
 
-/* Wait up to ms until a reader's subscription has reached this publisher
- * (the proxy forwards them): a short-lived process (a batch job) would
- * otherwise send into the void, since a PUB drops what no one subscribed
- * to yet. true when one has; false at the timeout or on a disabled feed. */
-bool sf_ops_wait_reader(sf_ops *o, int ms);
+/* Wait up to ms until a reader's subscription to messages starting with
+ * topic has reached this publisher (the proxy forwards them): a
+ * short-lived process (a batch job) would otherwise send into the void,
+ * since a PUB drops what no one subscribed to yet. true when one has;
+ * false at the timeout or on a disabled feed. */
+bool sf_ops_wait_reader(sf_ops *o, const char *topic, int ms);
 
-/* Whether some reader subscribes now (through the proxy): lets a sender
- * skip work whose only use is the feed. */
-bool sf_ops_has_reader(sf_ops *o);
+/* Whether some reader subscribes now (through the proxy) to messages
+ * starting with topic ("stock."): lets a sender skip work whose only use
+ * is the feed. inv-api's page bridge takes stock. and channel. only
+ * while a browser streams (api/sse.h). */
+bool sf_ops_has_reader(sf_ops *o, const char *topic);
 
 /* Messages dropped so far (queue full or not connected yet). */
 uint64_t sf_ops_dropped(const sf_ops *o);

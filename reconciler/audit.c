@@ -264,7 +264,7 @@ static void audit__alert(audit__run *r, sf_ops *ops)
 {
     if (!r->drifts)
         return;
-    if (!sf_ops_wait_reader(ops, AUDIT_ALERT_WAIT_MS))
+    if (!sf_ops_wait_reader(ops, "alert.drift", AUDIT_ALERT_WAIT_MS))
         return; /* nobody listens */
     char msg[160];
     snprintf(msg, sizeof msg,

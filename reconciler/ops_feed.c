@@ -30,7 +30,7 @@ static const char OPSFEED_SQL[] =
     " COALESCE(l.safety_stock, 0), p.on_hand - p.reserved - COALESCE(l.safety_stock, 0),"
     " p.version"
     " FROM positions p LEFT JOIN locations l ON l.location = p.location"
-    " WHERE p.sku = ANY ($1::text[])"
+    " WHERE p.sku = ANY ($1::text[]) AND ($2::boolean OR p.on_hand < 0)"
     " ORDER BY p.sku COLLATE \"C\", p.location COLLATE \"C\"";
 
 sf_status rec_opsfeed_new(sf_ops *ops, rec_opsfeed **out, sf_error *err)
@@ -103,14 +103,23 @@ static void opsfeed__send(rec_opsfeed *f, const char *sku, json_t *locs, long lo
     f->stock++;
 }
 
+bool rec_opsfeed_wanted(rec_opsfeed *f)
+{
+    return f && (sf_ops_has_reader(f->ops, "stock.") ||
+                 sf_ops_has_reader(f->ops, "alert.negative_stock"));
+}
+
 sf_status rec_opsfeed_positions(rec_opsfeed *f, PGconn *conn, const char *skus_literal,
                                 sf_error *err)
 {
-    if (!f || !f->ops)
+    if (!rec_opsfeed_wanted(f))
         return SF_OK;
-    const char *params[1] = {skus_literal};
+    /* Nobody watches stock.: read the negative positions only, for the
+     * alerts. */
+    bool stock = sf_ops_has_reader(f->ops, "stock.");
+    const char *params[2] = {skus_literal, stock ? "true" : "false"};
     PGresult *res = NULL;
-    sf_status st = sf_db_query(conn, OPSFEED_SQL, 1, params, &res, err);
+    sf_status st = sf_db_query(conn, OPSFEED_SQL, 2, params, &res, err);
     if (st)
         return st;
     int n = PQntuples(res);
@@ -137,7 +146,10 @@ sf_status rec_opsfeed_positions(rec_opsfeed *f, PGconn *conn, const char *skus_l
         if (v[0] < 0)
             opsfeed__negative(f, sku, loc, v[0], v[6]);
         if (i + 1 == n || strcmp(sku, PQgetvalue(res, i + 1, 0))) {
-            opsfeed__send(f, sku, locs, on_hand, reserved, available); /* takes locs */
+            if (stock)
+                opsfeed__send(f, sku, locs, on_hand, reserved, available); /* takes locs */
+            else
+                json_decref(locs);
             locs = NULL;
         }
     }

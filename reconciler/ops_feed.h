@@ -18,6 +18,7 @@
 #define REC_OPS_FEED_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ops.h"
@@ -31,8 +32,14 @@ typedef struct rec_opsfeed rec_opsfeed;
 sf_status rec_opsfeed_new(sf_ops *ops, rec_opsfeed **out, sf_error *err) SF_MUSTCHECK;
 void rec_opsfeed_free(rec_opsfeed *f);
 
+/* Whether a reader subscribes to stock. or to alert.negative_stock now
+ * (sf_ops_has_reader): when not, rec_opsfeed_positions does nothing. */
+bool rec_opsfeed_wanted(rec_opsfeed *f);
+
 /* Read the positions of skus (a PostgreSQL text[] literal) over conn and
- * publish them. */
+ * publish them: stock.<sku> while a reader subscribes to it, the
+ * negative_stock alerts while one subscribes to those (inv-api's page
+ * bridge always does, to replay them). */
 sf_status rec_opsfeed_positions(rec_opsfeed *f, PGconn *conn, const char *skus_literal,
                                 sf_error *err) SF_MUSTCHECK;
 

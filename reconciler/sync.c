@@ -222,7 +222,7 @@ static sf_status sync__publish(rec_sync *s, sync__row *rows, size_t n, uint64_t 
  * eyes only: a failure is logged. */
 static void sync__stock_feed(rec_sync *s, PGresult *res)
 {
-    if (!sf_ops_has_reader(s->ops))
+    if (!rec_opsfeed_wanted(s->feed))
         return; /* nobody watches: skip the query */
     sf_db_array skus;
     sf_db_array_init(&skus);

@@ -360,3 +360,82 @@ Test(sse, a_client_that_does_not_read_is_dropped_and_others_keep_receiving)
     free(bf.data);
     sf_ops_close(ops);
 }
+
+/* Poll sf_ops_has_reader(ops, topic) until it says want (true) or ms pass. */
+static bool reader_becomes(sf_ops *ops, const char *topic, bool want, int ms)
+{
+    int64_t until = fx_now_ms() + ms;
+    while (sf_ops_has_reader(ops, topic) != want) {
+        if (fx_now_ms() >= until)
+            return false;
+        usleep(20000);
+    }
+    return true;
+}
+
+/* A publisher learns through the proxy which topics are read: a reader's
+ * subscription counts for every topic it passes ("" and "stock." for
+ * stock.<sku>) and every topic that continues it ("stock.SKU-1" for
+ * "stock."), and stops counting when the reader leaves. */
+Test(sse, publishers_see_which_topics_are_read)
+{
+    char front[64], back[64];
+    fx_ops_endpoints(front, back);
+    sf_ops_proxy *proxy = NULL;
+    sf_ops *ops = NULL;
+    sf_error err;
+    cr_assert(sf_ops_proxy_start(front, back, &proxy, &err) == SF_OK, "%s", err.msg);
+    cr_assert(sf_ops_open(front, "inv-test", &ops, &err) == SF_OK, "%s", err.msg);
+    cr_assert(!sf_ops_has_reader(ops, "stock."), "no reader yet");
+    void *ctx = zmq_ctx_new();
+    void *sub = zmq_socket(ctx, ZMQ_SUB);
+    int linger = 0;
+    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
+    cr_assert(zmq_connect(sub, back) == 0);
+    cr_assert(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "stock.SKU-1", 11) == 0);
+    cr_assert(sf_ops_wait_reader(ops, "stock.", 5000), "stock.SKU-1 is a stock. reader");
+    cr_assert(sf_ops_has_reader(ops, "stock.SKU-1"));
+    cr_assert(!sf_ops_has_reader(ops, "stock.SKU-2"), "another sku is not read");
+    cr_assert(!sf_ops_has_reader(ops, "alert."), "alerts are not read");
+    cr_assert(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0) == 0);
+    cr_assert(sf_ops_wait_reader(ops, "alert.drift", 5000), "'' reads every topic");
+    cr_assert(zmq_setsockopt(sub, ZMQ_UNSUBSCRIBE, "", 0) == 0);
+    cr_assert(reader_becomes(ops, "alert.drift", false, 5000), "'' was unsubscribed");
+    cr_assert(sf_ops_has_reader(ops, "stock."), "stock.SKU-1 is still read");
+    zmq_close(sub); /* the reader leaves: its subscriptions go */
+    cr_assert(reader_becomes(ops, "stock.", false, 5000), "the reader left");
+    zmq_ctx_term(ctx);
+    sf_ops_close(ops);
+    sf_ops_proxy_stop(proxy);
+}
+
+/* inv-api's bridge reads metrics. and alert. always (to replay them) and
+ * every other topic only while a stream is open, so the reconciler skips
+ * its positions query for stock.<sku> while nobody watches. */
+Test(sse, the_bridge_reads_stock_only_while_a_stream_is_open)
+{
+    sse_env e;
+    sse_start(&e, "sse-follow.log");
+    sf_ops *ops = NULL;
+    sf_error err;
+    cr_assert(sf_ops_open(e.front, "inv-test", &ops, &err) == SF_OK, "%s", err.msg);
+    cr_assert(sf_ops_wait_reader(ops, "alert.negative_stock", 10000), "alerts are always read");
+    cr_assert(sf_ops_wait_reader(ops, "metrics.inv-test", 5000), "metrics are always read");
+    cr_assert(!sf_ops_has_reader(ops, "stock."), "no stream open: stock. is not read");
+    cr_assert(!sf_ops_has_reader(ops, "channel."), "no stream open: channel. is not read");
+    for (int round = 0; round < 2; round++) {
+        int fd = sse_open(e.port, "/v1/ops/events", e.key);
+        sse_buf b = {0};
+        cr_assert(sse_read_until(fd, &b, ": stockflow ops feed", 5000));
+        cr_assert(sf_ops_wait_reader(ops, "stock.", 5000), "round %d: a stream reads stock.",
+                  round);
+        cr_assert(sf_ops_has_reader(ops, "channel."));
+        publish_until(ops, "stock.FOLLOW", "{\"sku\":\"FOLLOW\"}", fd, &b, "event: stock.FOLLOW\n");
+        close(fd);
+        cr_assert(reader_becomes(ops, "stock.", false, 5000),
+                  "round %d: the last stream closed, stock. is still read", round);
+        cr_assert(sf_ops_has_reader(ops, "alert.negative_stock"), "alerts stay read");
+        free(b.data);
+    }
+    sf_ops_close(ops);
+}
