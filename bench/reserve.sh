@@ -180,12 +180,12 @@ R_SPREAD=$(measure spread "$API_PORT" "$SKUS")
 # Books: every 201 is one RESERVE in the ledger and one unit reserved.
 granted=$(($(field "$R_HOT" s201) + $(field "$R_SPREAD" s201) + $(sed -n 's/^RESULT.* s201=\([0-9]*\).*/\1/p' "$LOGS/warm.txt")))
 for i in $(seq 300); do
-    [[ $(psql_q "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0 ]] && break
+    [[ $(psql_q "SELECT count(*) FROM outbox") == 0 ]] && break
     sleep 0.1
 done
 ledger=$(psql_q "SELECT count(*) FROM ledger WHERE kind = 'RESERVE'")
 reserved=$(psql_q "SELECT sum(reserved) FROM positions")
-unsent=$(psql_q "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+unsent=$(psql_q "SELECT count(*) FROM outbox")
 other=$(($(field "$R_HOT" other) + $(field "$R_SPREAD" other) + $(field "$R_HOT" s409) + $(field "$R_SPREAD" s409)))
 
 static_rps=$(field "$R_STATIC" rps)
