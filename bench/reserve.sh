@@ -8,10 +8,17 @@
 #   hot      every request on one sku at one location: serialised on that
 #            positions row lock, one batch after the other
 #   10k      requests spread over SKUS skus (default 10000) at one location
+#   1 client the same with one client (wrk -t1 -c1): the time one
+#            reservation takes when nothing queues in front of it
+#   database alone  the same statement without HTTP, relay or reconciler:
+#            pgbench runs sf_reserve_batch from RESERVE_THREADS sessions
+#            with the 10k run's mean batch (the raw limit of PostgreSQL
+#            for this work on this machine), after the books are checked
 # and prints reservations/s, p50/p99 latency, the ratio to static and the
 # mean batch (requests per sf_reserve_batch statement, from inv-api's
-# /metrics). The reconciler runs meanwhile, relaying every RESERVE to
-# INV_EVENTS, as in production. The server is put in steady state first
+# /metrics), then the CPU each program used during the 10k run (of
+# $(nproc) x 100 %). The reconciler runs meanwhile, relaying every RESERVE
+# to INV_EVENTS, as in production. The server is put in steady state first
 # (WAL segments preallocated and recycled, a 3 s warm-up). Afterwards it
 # checks the books: RESERVE rows in the ledger = 201 answers, reserved =
 # 201 answers, every outbox row relayed.
@@ -22,7 +29,8 @@
 # BIN=bin, BENCH_NATS_PORT=34422 BENCH_NATS_MON_PORT=38422
 # BENCH_PG_PORT=35632 (a private stack in var/reserve-bench, wiped first,
 # stopped on exit), BENCH_API_PORT=38480 BENCH_STATIC_PORT=38481.
-# BENCH_KEEP=1 leaves the stack running. Exit 0 when every measurement
+# PG_BIN=/usr/lib/postgresql/15/bin (pgbench). BENCH_KEEP=1 leaves the
+# stack running. Exit 0 when every measurement
 # completed (a measurement, not a test), 1 when something failed or the
 # books disagree.
 set -euo pipefail
@@ -50,6 +58,10 @@ for exe in "$BIN/inv-api" "$BIN/inv-ingest" "$BIN/inv-consumer" "$BIN/inv-reconc
         exit 1
     }
 done
+[[ -x "${PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench" ]] || {
+    echo "reserve.sh: pgbench is needed (package postgresql, scripts/deps.sh)" >&2
+    exit 1
+}
 command -v wrk >/dev/null || {
     echo "reserve.sh: wrk is needed (scripts/deps.sh installs it)" >&2
     exit 1
@@ -63,6 +75,7 @@ STATIC_PORT=${BENCH_STATIC_PORT:-38481}
 export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 export INV_PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=$PG_DB user=postgres"
 STACK="$ROOT/scripts/stack.sh"
+PGBENCH="${PG_BIN:-/usr/lib/postgresql/15/bin}/pgbench"
 LOGS="$STACK_DIR/logs"
 # One key drives the whole load: lift its request rate limit ([api]
 # rate_per_key, default 1000/s), which would otherwise be what is measured.
@@ -147,14 +160,16 @@ batch_counts() {
              $1 == "inv_api_reserve_requests_total" { r = $2 } END { print b + 0, r + 0 }'
 }
 
-# measure NAME PORT SKUS: one wrk run; its RESULT line into $LOGS/NAME.txt,
-# with " batch=MEAN" (requests per statement) for inv-api's runs.
+# measure NAME PORT SKUS [CLIENTS]: one wrk run; its RESULT line into
+# $LOGS/NAME.txt, with " batch=MEAN" (requests per statement) for
+# inv-api's runs.
 measure() {
-    local name=$1 port=$2 skus=$3 b0 r0 b1 r1
+    local name=$1 port=$2 skus=$3 clients=${4:-$CLIENTS} b0 r0 b1 r1
     [[ $port == "$API_PORT" ]] && read -r b0 r0 < <(batch_counts)
-    RSV_KEY=$KEY RSV_SKUS=$skus RSV_RUN=$name wrk -t2 -c"$CLIENTS" -d"${DURATION}s" \
-        -s "$ROOT/bench/reserve.lua" "http://127.0.0.1:$port" >"$LOGS/$name.txt" 2>&1 ||
-        die "wrk $name (see $LOGS/$name.txt)"
+    local TIMEFORMAT='%U %S' # bash's time: wrk's own CPU seconds into $LOGS/NAME.cpu
+    { time RSV_KEY=$KEY RSV_SKUS=$skus RSV_RUN=$name wrk -t"$((clients < 2 ? 1 : 2))" \
+        -c"$clients" -d"${DURATION}s" -s "$ROOT/bench/reserve.lua" "http://127.0.0.1:$port" \
+        >"$LOGS/$name.txt" 2>&1; } 2>"$LOGS/$name.cpu" || die "wrk $name (see $LOGS/$name.txt)"
     local result
     result=$(grep '^RESULT' "$LOGS/$name.txt" | tail -1)
     if [[ $port == "$API_PORT" ]]; then
@@ -166,6 +181,35 @@ measure() {
 }
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
+# cpu_ticks: "PROGRAM TICKS" for every process (user + system clock ticks
+# so far), PROGRAM its command name (postgres' backends are postgres).
+cpu_ticks() {
+    cat /proc/[0-9]*/stat 2>/dev/null | awk '{
+        c = substr($0, index($0, "(") + 1); c = substr(c, 1, index(c, ")") - 1)
+        r = substr($0, index($0, ") ") + 2); split(r, f, " ")
+        print c, f[12] + f[13] }'
+}
+# machine_busy BEFORE AFTER: % of all cores busy between two snapshots of
+# /proc/stat's cpu line (wrk, which has exited by then, is in this only).
+machine_busy() {
+    awk 'FNR == NR { for (i = 2; i <= NF; i++) t0 += $i; i0 = $5 + $6; next }
+         { for (i = 2; i <= NF; i++) t1 += $i; i1 = $5 + $6 }
+         END { printf "%.0f", 100 * (1 - (i1 - i0) / (t1 - t0)) }' "$1" "$2"
+}
+# cpu_share BEFORE AFTER SECONDS: the CPU each program used between two
+# cpu_ticks snapshots, as % of one core, the largest first.
+cpu_share() {
+    awk -v secs="$3" -v hz="$(getconf CLK_TCK)" '
+        FNR == NR { before[$1] += $2; next }
+        { after[$1] += $2 }
+        END {
+            for (c in after) {
+                d = after[c] - before[c]
+                if (d > 0) printf "%s %.0f\n", c, 100 * d / hz / secs
+            }
+        }' "$1" "$2" | sort -k2,2nr | awk '$2 >= 1 { printf "%s%s %s%%", sep, $1, $2; sep = ", " }'
+}
+
 # Warm-up: sessions connected, plans cached, as on a server that has run.
 say "warm-up, $CLIENTS clients, 3s"
 RSV_KEY=$KEY RSV_SKUS=$SKUS RSV_RUN=warm wrk -t2 -c"$CLIENTS" -d3s -s "$ROOT/bench/reserve.lua" \
@@ -175,10 +219,23 @@ R_STATIC=$(measure static "$STATIC_PORT" "$SKUS")
 say "one hot sku, $CLIENTS clients, ${DURATION}s"
 R_HOT=$(measure hot "$API_PORT" 1)
 say "$SKUS skus, $CLIENTS clients, ${DURATION}s"
+cpu_ticks >"$LOGS/cpu.before"
+grep '^cpu ' /proc/stat >"$LOGS/stat.before"
+t0=$(date +%s.%N)
 R_SPREAD=$(measure spread "$API_PORT" "$SKUS")
+t1=$(date +%s.%N)
+grep '^cpu ' /proc/stat >"$LOGS/stat.after"
+cpu_ticks >"$LOGS/cpu.after"
+BUSY=$(machine_busy "$LOGS/stat.before" "$LOGS/stat.after")
+secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+CPU_SPREAD=$(cpu_share "$LOGS/cpu.before" "$LOGS/cpu.after" "$secs")
+CPU_SPREAD+=$(awk -v secs="$secs" '{ printf ", wrk %.0f%%", 100 * ($1 + $2) / secs }' \
+    "$LOGS/spread.cpu")
+say "$SKUS skus, 1 client, ${DURATION}s"
+R_ONE=$(measure one "$API_PORT" "$SKUS" 1)
 
 # Books: every 201 is one RESERVE in the ledger and one unit reserved.
-granted=$(($(field "$R_HOT" s201) + $(field "$R_SPREAD" s201) + $(sed -n 's/^RESULT.* s201=\([0-9]*\).*/\1/p' "$LOGS/warm.txt")))
+granted=$(($(field "$R_HOT" s201) + $(field "$R_SPREAD" s201) + $(field "$R_ONE" s201) + $(sed -n 's/^RESULT.* s201=\([0-9]*\).*/\1/p' "$LOGS/warm.txt")))
 for i in $(seq 300); do
     [[ $(psql_q "SELECT count(*) FROM outbox") == 0 ]] && break
     sleep 0.1
@@ -186,26 +243,81 @@ done
 ledger=$(psql_q "SELECT count(*) FROM ledger WHERE kind = 'RESERVE'")
 reserved=$(psql_q "SELECT sum(reserved) FROM positions")
 unsent=$(psql_q "SELECT count(*) FROM outbox")
-other=$(($(field "$R_HOT" other) + $(field "$R_SPREAD" other) + $(field "$R_HOT" s409) + $(field "$R_SPREAD" s409)))
+other=$(($(field "$R_HOT" other) + $(field "$R_SPREAD" other) + $(field "$R_ONE" other) + $(field "$R_HOT" s409) + $(field "$R_SPREAD" s409) + $(field "$R_ONE" s409)))
+
+# The database alone: the statement inv-api sends, with the 10k run's
+# mean batch, from as many sessions as inv-api's reserver threads, with
+# inv-api and the reconciler stopped. Its rows (source bench-db) come
+# after the books above.
+for p in "${PIDS[@]:1}"; do kill "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]:1}"; do wait "$p" 2>/dev/null || true; done
+PIDS=("${PIDS[0]}")
+DB_BATCH=$(awk -v b="$(field "$R_SPREAD" batch)" 'BEGIN { n = int(b + 0.5); print (n < 1 ? 1 : n) }')
+DB_SESSIONS=${RESERVE_THREADS:-2} # inv-api's default [api] reserve_threads (api/reserve.h)
+say "database alone: sf_reserve_batch, batches of $DB_BATCH, $DB_SESSIONS sessions, ${DURATION}s"
+{
+    keys="" ids="" skus=""
+    for ((i = 1; i <= DB_BATCH; i++)); do
+        echo "\set k$i random(1, 1000000000000000)"
+        echo "\set s$i random(0, $((SKUS - 1)))"
+        keys+="${keys:+, }'db-' || :k$i"
+        ids+="${ids:+, }'rsv-db-' || :k$i"
+        skus+="${skus:+, }'B-' || :s$i"
+    done
+    now_ms=$(($(date +%s) * 1000))
+    echo "SELECT count(*) FROM sf_reserve_batch(ARRAY[$keys], array_fill('r'::text, ARRAY[$DB_BATCH]),"
+    echo " ARRAY[$ids], ARRAY[$keys], ARRAY[$skus],"
+    echo " array_fill(1::bigint, ARRAY[$DB_BATCH]), array_fill('BENCH-L1'::text, ARRAY[$DB_BATCH]),"
+    echo " array_fill(NULL::text, ARRAY[$DB_BATCH]), array_fill(${now_ms}::bigint, ARRAY[$DB_BATCH]),"
+    echo " array_fill($((now_ms + 3600000))::bigint, ARRAY[$DB_BATCH]), 'bench-db');"
+} >"$LOGS/db.sql"
+rm -f "$LOGS"/db.log*
+# pgbench's sessions end with it, so their CPU is read off the machine's:
+# all cores busy minus pgbench's own.
+grep '^cpu ' /proc/stat >"$LOGS/stat.db.before"
+t0=$(date +%s.%N)
+TIMEFORMAT='%U %S'
+{ time (cd "$LOGS" && "$PGBENCH" -n -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "$DB_SESSIONS" \
+    -j "$DB_SESSIONS" -T "$DURATION" -M prepared -f db.sql -l --log-prefix=db.log "$PG_DB" \
+    >db.txt 2>&1); } 2>"$LOGS/db.cpu" || die "pgbench (see $LOGS/db.txt)"
+t1=$(date +%s.%N)
+grep '^cpu ' /proc/stat >"$LOGS/stat.db.after"
+PG_DB_PCT=$(awk -v busy="$(machine_busy "$LOGS/stat.db.before" "$LOGS/stat.db.after")" \
+    -v cores="$(nproc)" -v secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+    '{ printf "%.0f", busy * cores - 100 * ($1 + $2) / secs }' "$LOGS/db.cpu")
+# pg_us RPS PERCENT: PostgreSQL's CPU per reservation, in microseconds.
+pg_us() { awk -v rps="$1" -v pct="$2" 'BEGIN { printf "%.0f", (rps > 0 ? pct * 1e4 / rps : 0) }'; }
+PG_SPREAD_PCT=$(awk -v s="$CPU_SPREAD" 'BEGIN { n = split(s, f, ", ")
+    for (i = 1; i <= n; i++) if (f[i] ~ /^postgres /) { sub(/^postgres /, "", f[i]); print f[i] + 0 } }')
+R_DB=$(cat "$LOGS"/db.log* | awk '{ print $3 / 1000 }' |
+    sort -n | awk -v b="$DB_BATCH" -v secs="$DURATION" '{ l[NR] = $1 }
+        END { printf "RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f batch=%d", NR * b / secs,
+              l[int(NR * 0.50) + 1], l[int(NR * 0.99) + 1], l[NR], b }')
 
 static_rps=$(field "$R_STATIC" rps)
 row() {
     local r=$2
-    printf '%-28s %12s %9s %9s %9s %7s %7s\n' "$1" "$(field "$r" rps)" "$(field "$r" p50_ms)" \
+    printf '%-30s %12s %9s %9s %9s %7s %7s\n' "$1" "$(field "$r" rps)" "$(field "$r" p50_ms)" \
         "$(field "$r" p99_ms)" "$(field "$r" max_ms)" \
         "$(awk -v a="$(field "$r" rps)" -v b="$static_rps" 'BEGIN { printf "%.3f", a / b }')" \
         "$(field "$r" batch)"
 }
 {
     echo "check-and-reserve, $CLIENTS clients (wrk -t2), ${DURATION}s each, inv-api --threads $THREADS, $(nproc) cores"
-    printf '%-28s %12s %9s %9s %9s %7s %7s\n' "" "requests/s" "p50 ms" "p99 ms" "max ms" "ratio" \
+    printf '%-30s %12s %9s %9s %9s %7s %7s\n' "" "requests/s" "p50 ms" "p99 ms" "max ms" "ratio" \
         "batch"
     row "static reply (raw HTTP)" "$R_STATIC"
     row "reserve, one hot sku" "$R_HOT"
     row "reserve, $SKUS skus" "$R_SPREAD"
+    row "reserve, $SKUS skus, 1 client" "$R_ONE"
+    row "database alone ($DB_SESSIONS sessions)" "$R_DB"
+    echo "(database alone: reservations/s, and the latency of one statement of $DB_BATCH)"
+    echo "CPU during the $SKUS-sku run: all cores $BUSY % busy; per program, % of one core: $CPU_SPREAD"
+    echo "PostgreSQL's CPU per reservation: $(pg_us "$(field "$R_SPREAD" rps)" "${PG_SPREAD_PCT:-0}") us in the $SKUS-sku run (reserving, relaying, reconciling), $(pg_us "$(field "$R_DB" rps)" "$PG_DB_PCT") us alone (reserving; $PG_DB_PCT % of one core)"
     echo "books: $granted granted (201) within the runs, $other other answers; ledger RESERVEs $ledger, reserved $reserved, outbox unsent $unsent"
 } | tee "$LOGS/summary.txt"
-# wrk stops counting at the deadline: up to CLIENTS requests per run were
-# still in flight then, answered after it (so granted, not counted).
-((ledger >= granted && ledger - granted <= 3 * CLIENTS)) && [[ "$reserved" == "$ledger" ]] &&
+# wrk stops counting at the deadline: up to CLIENTS requests per run (the
+# warm-up, hot, 10k, 1 client) were still in flight then, answered after
+# it (so granted, not counted).
+((ledger >= granted && ledger - granted <= 4 * CLIENTS)) && [[ "$reserved" == "$ledger" ]] &&
     [[ "$unsent" == 0 && "$other" == 0 ]] || die "the books disagree with the answers (see $LOGS)"
