@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "db.h"
+#include "log.h"
 
 /* ------------------------------------------------------------------ parsing --- */
 
@@ -268,7 +269,8 @@ static int64_t res__bigint(const PGresult *res, int row, int col)
 }
 
 /* Run the valid jobs of a batch (job[k]->st == SF_OK) as one statement;
- * on failure every one of them gets the error. */
+ * on failure every one of them gets the error, except a data error,
+ * after which each runs alone. */
 static void res__run(res__session *r, api_reserve_job **job, int n)
 {
     enum { KEY, REQUEST, EVENT_ID, REF, SKU, QTY, LOCATION, CHANNEL, AT, EXPIRES, NARR };
@@ -340,12 +342,22 @@ static void res__run(res__session *r, api_reserve_job **job, int n)
         else
             break;
     }
+    for (int a = 0; a < NARR; a++)
+        sf_db_array_free(&arr[a]);
+    if (st == SF_EINVAL && m > 1) {
+        /* A data error (SQLSTATE 22, 23) rolled the whole batch back, and
+         * belongs to one of its requests: run each alone, so only that
+         * one is refused. */
+        sf_log(SF_LOG_WARN, "reservations: a batch of %d failed (%s); running each alone", m,
+               err.msg);
+        for (int k = 0; k < m; k++)
+            res__run(r, &job[idx[k]], 1);
+        return;
+    }
     for (int k = 0; st && k < m; k++) {
         job[idx[k]]->st = st;
         job[idx[k]]->err = err;
     }
-    for (int a = 0; a < NARR; a++)
-        sf_db_array_free(&arr[a]);
 }
 
 /* Wake the reconciler (NOTIFY inv_dirty: recompute the channels, relay the

@@ -14,7 +14,10 @@
  * is that one request (no timer, no added wait). Each Idempotency-Key goes
  * into a batch at most once (a repeat waits for the next one), and the key
  * makes a whole batch safe to run again on a fresh connection: a request
- * that committed returns its answer.
+ * that committed returns its answer. A data error from PostgreSQL
+ * (SQLSTATE class 22 or 23) rolls a whole batch back although it belongs
+ * to one request: the batch's requests then run one by one, so only that
+ * one is refused (400).
  * event_id = "rsv-" + 40 hex of SHA-256 over key, ref and sku joined by
  * 0x1F; expires_at = now + ttl_s.
  *

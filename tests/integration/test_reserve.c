@@ -593,3 +593,135 @@ Test(reserve, bad_requests_name_their_field)
     cr_assert_eq(fx_query_i64("SELECT count(*) FROM ledger"), 0);
     fx_stop(api, SIGTERM, 30000);
 }
+
+typedef struct fire_job {
+    rc_call *calls;
+    size_t n;
+} fire_job;
+
+static void *fire_thread(void *arg)
+{
+    fire_job *j = arg;
+    rc_fire(j->calls, j->n);
+    return NULL;
+}
+
+static int64_t g_waiting_for;
+static bool reserver_waits_on_a_lock(void *arg)
+{
+    (void)arg;
+    return fx_query_i64("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE '%sf_reserve_batch%'") >= 1;
+}
+
+static int g_port;
+static const char *g_reader;
+static bool queued_reach(void *arg)
+{
+    (void)arg;
+    api_resp r;
+    if (api_get(g_port, "/metrics", g_reader, &r) != 200) {
+        api_resp_free(&r);
+        return false;
+    }
+    int64_t q = metric(r.body, "inv_api_reserve_queued");
+    api_resp_free(&r);
+    return q >= g_waiting_for;
+}
+
+/* A batch is one statement: a data error from PostgreSQL (here a trigger
+ * that refuses sku POISON, SQLSTATE 22023) rolls all of it back. The
+ * batch's requests are then run one by one, so only the one that caused
+ * the error is refused (400, the database's words) and the others are
+ * granted. The batch is made certain: one reserver thread, held on a row
+ * lock by the test while POISON and GOOD requests queue behind it. */
+Test(reserve, a_data_error_fails_only_its_own_request)
+{
+    enum { GOOD = 8 };
+    pid_t cons[3] = {receive_stock("poison", "GOOD", 100), receive_stock("block", "BLOCK", 10),
+                     receive_stock("poisoned", "POISON", 10)};
+    fx_exec("CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.sku = 'POISON' THEN RAISE EXCEPTION 'sku POISON refused by the test'"
+            " USING ERRCODE = '22023'; END IF; RETURN NEW; END $$");
+    fx_exec("CREATE TRIGGER test_poison BEFORE INSERT ON ledger FOR EACH ROW"
+            " EXECUTE FUNCTION test_poison()");
+
+    char key[128], reader[128], ini[512];
+    api_add_key("reserver", "ingest", key, sizeof key, NULL, 0);
+    api_add_key("metrics-reader", "read", reader, sizeof reader, NULL, 0);
+    sc_tmp("reserve-poison.ini", ini, sizeof ini);
+    FILE *f = fopen(ini, "w");
+    cr_assert(f);
+    fputs("[api]\nreserve_threads = 1\n", f);
+    fclose(f);
+    pid_t api;
+    const char *extra[] = {"--threads", "4", "--config", ini, NULL};
+    int port = api_start("reserve-poison.log", extra, &api);
+
+    /* Hold BLOCK's row: the one reserver thread waits on it in a batch. */
+    PGconn *hold = PQconnectdb(fx_env("INV_PG_DSN"));
+    cr_assert(PQstatus(hold) == CONNECTION_OK, "%s", PQerrorMessage(hold));
+    PQclear(PQexec(hold, "BEGIN"));
+    PGresult *res = PQexec(hold, "SELECT 1 FROM positions WHERE sku = 'BLOCK' FOR UPDATE");
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(hold));
+    PQclear(res);
+    rc_call block = {.port = port, .api_key = key, .idem = "blk"};
+    snprintf(block.body, sizeof block.body,
+             "{\"ref\":\"blk\",\"sku\":\"BLOCK\",\"qty\":1,\"location\":\"CC-L1\",\"ttl_s\":60}");
+    fire_job bj = {&block, 1};
+    pthread_t bt, gt;
+    cr_assert(pthread_create(&bt, NULL, fire_thread, &bj) == 0);
+    cr_assert(fx_wait_until(reserver_waits_on_a_lock, NULL, 30000),
+              "the reserver never waited on BLOCK's row");
+
+    /* POISON and GOOD queue behind it: they will be the next batch. */
+    rc_call calls[GOOD + 1];
+    memset(calls, 0, sizeof calls);
+    for (int c = 0; c <= GOOD; c++) {
+        calls[c].port = port;
+        calls[c].api_key = key;
+        snprintf(calls[c].idem, sizeof calls[c].idem, "p-%d", c);
+        snprintf(calls[c].body, sizeof calls[c].body,
+                 "{\"ref\":\"p-%d\",\"sku\":\"%s\",\"qty\":1,\"location\":\"CC-L1\","
+                 "\"ttl_s\":60}",
+                 c, c == GOOD / 2 ? "POISON" : "GOOD");
+    }
+    fire_job gj = {calls, GOOD + 1};
+    cr_assert(pthread_create(&gt, NULL, fire_thread, &gj) == 0);
+    g_port = port;
+    g_reader = reader;
+    g_waiting_for = GOOD + 1;
+    cr_assert(fx_wait_until(queued_reach, NULL, 30000), "the requests did not queue");
+    PQclear(PQexec(hold, "COMMIT"));
+    PQfinish(hold);
+    pthread_join(bt, NULL);
+    pthread_join(gt, NULL);
+
+    cr_assert_eq(block.status[0], 201, "%d %s", block.status[0], block.answer[0]);
+    for (int c = 0; c <= GOOD; c++) {
+        if (c == GOOD / 2) {
+            cr_assert_eq(calls[c].status[0], 400, "POISON: %d %s", calls[c].status[0],
+                         calls[c].answer[0]);
+            cr_assert(strstr(calls[c].answer[0], "sku POISON refused by the test"), "%s",
+                      calls[c].answer[0]);
+        } else {
+            cr_assert_eq(calls[c].status[0], 201, "request %d: %d %s", c, calls[c].status[0],
+                         calls[c].answer[0]);
+        }
+    }
+    api_resp r;
+    cr_assert_eq(api_get(port, "/metrics", reader, &r), 200);
+    int64_t largest = metric(r.body, "inv_api_reserve_batch_largest");
+    api_resp_free(&r);
+    cr_assert(largest >= GOOD + 1, "POISON and GOOD did not share a batch (largest %lld)",
+              (long long)largest);
+    cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'GOOD'"), GOOD);
+    cr_assert_eq(fx_query_i64("SELECT reserved FROM positions WHERE sku = 'POISON'"), 0);
+    cr_assert_eq(fx_query_i64("SELECT count(*) FROM idempotency WHERE key = 'p-4'"), 0,
+                 "the refused request's key is free to use again");
+    fx_exec("DROP TRIGGER test_poison ON ledger");
+    fx_exec("DROP FUNCTION test_poison()");
+    fx_stop(api, SIGTERM, 30000);
+    for (int i = 0; i < 3; i++)
+        fx_stop(cons[i], SIGTERM, 30000);
+}
