@@ -64,7 +64,7 @@ for tool in wrk curl psql; do
 done
 
 export STACK_DIR="$ROOT/var/bench-api-stack"
-export NATS_PORT=34422 NATS_MON_PORT=38422 PG_PORT=35532 PG_DB=stockflow
+export NATS_PORT=30222 NATS_MON_PORT=30223 PG_PORT=30232 PG_DB=stockflow
 STACK="$ROOT/scripts/stack.sh"
 LOGS="$STACK_DIR/logs"
 # One key drives the whole load: lift its request rate limit ([api]

@@ -38,7 +38,7 @@ for exe in inv-ingest inv-consumer inv-reconciler invctl; do
 done
 
 export STACK_DIR="$ROOT/var/conv-stack"
-export NATS_PORT=44222 NATS_MON_PORT=48222 PG_PORT=45432 PG_DB=stockflow
+export NATS_PORT=30422 NATS_MON_PORT=30423 PG_PORT=30432 PG_DB=stockflow
 STACK="$ROOT/scripts/stack.sh"
 LOGS="$STACK_DIR/logs"
 pids=()

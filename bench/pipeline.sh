@@ -59,7 +59,7 @@ command -v curl >/dev/null || {
 }
 
 export STACK_DIR="$ROOT/var/bench-stack"
-export NATS_PORT=34222 NATS_MON_PORT=38222 PG_PORT=35432 PG_DB=stockflow
+export NATS_PORT=30122 NATS_MON_PORT=30123 PG_PORT=30132 PG_DB=stockflow
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 STACK="$ROOT/scripts/stack.sh"
 export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT"

@@ -26,9 +26,9 @@
 # Environment (defaults): CLIENTS=16, DURATION=10, SKUS=10000, THREADS=4
 # (inv-api --threads, and reserve_static's), RESERVE_THREADS ([api]
 # reserve_threads; inv-api's default when unset), BUILD=build/default,
-# BIN=bin, BENCH_NATS_PORT=34422 BENCH_NATS_MON_PORT=38422
-# BENCH_PG_PORT=35632 (a private stack in var/reserve-bench, wiped first,
-# stopped on exit), BENCH_API_PORT=38480 BENCH_STATIC_PORT=38481.
+# BIN=bin, BENCH_NATS_PORT=30322 BENCH_NATS_MON_PORT=30323
+# BENCH_PG_PORT=30332 (a private stack in var/reserve-bench, wiped first,
+# stopped on exit), BENCH_API_PORT=30380 BENCH_STATIC_PORT=30381.
 # PG_BIN=/usr/lib/postgresql/15/bin (pgbench). BENCH_KEEP=1 leaves the
 # stack running. Exit 0 when every measurement
 # completed (a measurement, not a test), 1 when something failed or the
@@ -68,10 +68,10 @@ command -v wrk >/dev/null || {
 }
 
 export STACK_DIR="$ROOT/var/reserve-bench"
-export NATS_PORT=${BENCH_NATS_PORT:-34422} NATS_MON_PORT=${BENCH_NATS_MON_PORT:-38422}
-export PG_PORT=${BENCH_PG_PORT:-35632} PG_DB=stockflow
-API_PORT=${BENCH_API_PORT:-38480}
-STATIC_PORT=${BENCH_STATIC_PORT:-38481}
+export NATS_PORT=${BENCH_NATS_PORT:-30322} NATS_MON_PORT=${BENCH_NATS_MON_PORT:-30323}
+export PG_PORT=${BENCH_PG_PORT:-30332} PG_DB=stockflow
+API_PORT=${BENCH_API_PORT:-30380}
+STATIC_PORT=${BENCH_STATIC_PORT:-30381}
 export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 export INV_PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=$PG_DB user=postgres"
 STACK="$ROOT/scripts/stack.sh"

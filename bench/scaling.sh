@@ -40,7 +40,7 @@ for exe in inv-ingest inv-consumer invctl; do
 done
 
 export STACK_DIR="$ROOT/var/scaling-stack"
-export NATS_PORT=33222 NATS_MON_PORT=33299 PG_PORT=33432 PG_DB=stockflow
+export NATS_PORT=30522 NATS_MON_PORT=30523 PG_PORT=30532 PG_DB=stockflow
 unset CLUSTER_PORTS CLUSTER_ROUTE_PORTS CLUSTER_MON_PORTS INV_OPS_ENDPOINT
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 STACK="$ROOT/scripts/stack.sh"

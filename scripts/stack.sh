@@ -87,6 +87,18 @@ for v in NATS_PORT NATS_MON_PORT PG_PORT; do
         die "$v must be a port number (1..65535), got '${!v}'"
     fi
 done
+# A port inside the kernel's range for outgoing connections can be held at
+# any moment by some client's connection, and a server then cannot listen on
+# it ("address already in use"): every port this project picks lies below it.
+ephemeral_port() {
+    local lo hi
+    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || return 1
+    (($1 >= lo && $1 <= hi))
+}
+for v in NATS_PORT NATS_MON_PORT PG_PORT; do
+    ephemeral_port "${!v}" &&
+        echo "stack: warning: $v=${!v} lies in /proc/sys/net/ipv4/ip_local_port_range; a client connection may hold it" >&2
+done
 [[ "$STACK_TIMEOUT" =~ ^[0-9]+$ ]] || die "STACK_TIMEOUT must be seconds, got '$STACK_TIMEOUT'"
 [[ "$PG_DB" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "PG_DB must be a plain identifier, got '$PG_DB'"
 

@@ -39,8 +39,8 @@
 # pid file its supervisor wrote, checked against /proc/PID/comm), never by
 # name.
 #
-# Private stack: STACK_DIR=var/fault-stack, NATS 54222 (monitor 58222),
-# PostgreSQL 55432, ZeroMQ ingest 54555; wiped first, stopped on exit. Logs
+# Private stack: STACK_DIR=var/fault-stack, NATS 11222 (monitor 15222),
+# PostgreSQL 11432, ZeroMQ ingest 11555; wiped first, stopped on exit. Logs
 # stay in var/fault-stack/run/, and after a failure the inputs and the
 # servers' data too.
 set -euo pipefail
@@ -95,14 +95,14 @@ SKUS=20000
 BUILD=$(realpath -m -- "${BUILD:-build/default}")
 BIN=$(realpath -m -- "${BIN:-bin}")
 export STACK_DIR="$ROOT/var/fault-stack"
-export NATS_PORT=54222 NATS_MON_PORT=58222 PG_PORT=55432 PG_DB=stockflow
-ZMQ_ENDPOINT="tcp://127.0.0.1:54555"
+export NATS_PORT=11222 NATS_MON_PORT=15222 PG_PORT=11432 PG_DB=stockflow
+ZMQ_ENDPOINT="tcp://127.0.0.1:11555"
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 STACK="$ROOT/scripts/stack.sh"
 export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 MODE="one nats-server"
 if ((CLUSTER)); then
-    # n1..n3 on client ports 54222..54224 (routes +2000, monitors +4000)
+    # n1..n3 on client ports 11222..11224 (routes +2000, monitors +4000)
     export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT,nats://127.0.0.1:$((NATS_PORT + 1)),nats://127.0.0.1:$((NATS_PORT + 2))"
     unset CLUSTER_PORTS CLUSTER_ROUTE_PORTS CLUSTER_MON_PORTS
     MODE="3-node nats-server cluster, streams with 3 replicas"

@@ -20,9 +20,6 @@
 
 TestSuite(ops, .init = fx_reset, .fini = fx_teardown, .timeout = 300);
 
-#define FRONT "tcp://127.0.0.1:46560"
-#define BACK "tcp://127.0.0.1:46561"
-
 typedef struct seen {
     char topic[128];
     char body[4096];
@@ -91,14 +88,15 @@ Test(ops, services_publish_metrics_alerts_and_channel_changes)
 {
     sf_ops_proxy *proxy = NULL;
     sf_error err;
-    cr_assert(sf_ops_proxy_start(FRONT, BACK, &proxy, &err) == SF_OK, "%s", err.msg);
+    char front[64], back[64];
+    fx_ops_endpoints(front, back); /* also sets INV_OPS_ENDPOINT */
+    cr_assert(sf_ops_proxy_start(front, back, &proxy, &err) == SF_OK, "%s", err.msg);
     void *ctx = zmq_ctx_new();
     void *sub = zmq_socket(ctx, ZMQ_SUB);
     int linger = 0;
     zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
     cr_assert(zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0) == 0);
-    cr_assert(zmq_connect(sub, BACK) == 0);
-    setenv("INV_OPS_ENDPOINT", FRONT, 1);
+    cr_assert(zmq_connect(sub, back) == 0);
 
     const char *cons[] = {"inv-consumer", NULL};
     pid_t c = fx_spawn(cons, NULL);
@@ -164,7 +162,7 @@ Test(ops, services_publish_metrics_alerts_and_channel_changes)
     sc_tmp("ops.ini", cfg, sizeof cfg);
     f = fopen(cfg, "w");
     cr_assert(f);
-    fprintf(f, "[ops]\nsub_endpoint = %s\n", BACK);
+    fprintf(f, "[ops]\nsub_endpoint = %s\n", back);
     fclose(f);
     const char *tail[] = {"invctl",  "--config", cfg, "ops", "tail", "metrics.inv-consumer",
                           "--count", "2",        NULL};

@@ -16,8 +16,8 @@
 # Environment (defaults): EVENTS=10000 (CI; `make test-valgrind
 # EVENTS=100000` is the issue's 100k-event run), VG_BUDGET=1800 (seconds
 # the run may take), BUILD, BIN, and the private stack's ports
-# VG_NATS_PORT=38222 VG_NATS_MON_PORT=38223 VG_PG_PORT=38432, ZeroMQ ingest
-# VG_ZMQ_PORT=38555, ops feed VG_OPS_PORT=38560 (and +1). Logs:
+# VG_NATS_PORT=20222 VG_NATS_MON_PORT=20223 VG_PG_PORT=20432, ZeroMQ ingest
+# VG_ZMQ_PORT=20555, ops feed VG_OPS_PORT=20560 (and +1). Logs:
 # var/valgrind-stack/run/<daemon>.vg.log. Last line "N passed, N failed"
 # (one per daemon), exit 1 on any failure.
 set -euo pipefail
@@ -41,12 +41,12 @@ command -v valgrind >/dev/null || {
 }
 
 export STACK_DIR="$ROOT/var/valgrind-stack"
-export NATS_PORT=${VG_NATS_PORT:-38222} NATS_MON_PORT=${VG_NATS_MON_PORT:-38223}
-export PG_PORT=${VG_PG_PORT:-38432} PG_DB=stockflow
+export NATS_PORT=${VG_NATS_PORT:-20222} NATS_MON_PORT=${VG_NATS_MON_PORT:-20223}
+export PG_PORT=${VG_PG_PORT:-20432} PG_DB=stockflow
 export INV_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 export INV_PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=$PG_DB user=postgres"
-ZMQ_ENDPOINT="tcp://127.0.0.1:${VG_ZMQ_PORT:-38555}"
-OPS_PORT=${VG_OPS_PORT:-38560}
+ZMQ_ENDPOINT="tcp://127.0.0.1:${VG_ZMQ_PORT:-20555}"
+OPS_PORT=${VG_OPS_PORT:-20560}
 STACK="$ROOT/scripts/stack.sh"
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 RUN="$STACK_DIR/run"
@@ -78,7 +78,10 @@ done
 "$STACK" down >/dev/null 2>&1 || true
 rm -rf "$STACK_DIR"
 mkdir -p "$RUN"
-"$STACK" up >"$RUN/stack.log" 2>&1 || die "stack.sh up (see $RUN/stack.log)"
+"$STACK" up >"$RUN/stack.log" 2>&1 || {
+    cat "$RUN/stack.log" >&2
+    die "stack.sh up (log above, kept in $RUN/stack.log)"
+}
 cat >"$RUN/vg.ini" <<CONF
 [ops]
 endpoint = tcp://127.0.0.1:$OPS_PORT
