@@ -103,20 +103,20 @@ static void opsfeed__send(rec_opsfeed *f, const char *sku, json_t *locs, long lo
     f->stock++;
 }
 
-bool rec_opsfeed_wanted(rec_opsfeed *f)
+unsigned rec_opsfeed_readers(rec_opsfeed *f)
 {
-    return f && (sf_ops_has_reader(f->ops, "stock.") ||
-                 sf_ops_has_reader(f->ops, "alert.negative_stock"));
+    if (!f)
+        return 0;
+    return (sf_ops_has_reader(f->ops, "stock.") ? REC_OPSFEED_STOCK : 0) |
+           (sf_ops_has_reader(f->ops, "alert.negative_stock") ? REC_OPSFEED_NEGATIVE : 0);
 }
 
-sf_status rec_opsfeed_positions(rec_opsfeed *f, PGconn *conn, const char *skus_literal,
-                                sf_error *err)
+sf_status rec_opsfeed_positions(rec_opsfeed *f, unsigned readers, PGconn *conn,
+                                const char *skus_literal, sf_error *err)
 {
-    if (!rec_opsfeed_wanted(f))
+    if (!f || !readers)
         return SF_OK;
-    /* Nobody watches stock.: read the negative positions only, for the
-     * alerts. */
-    bool stock = sf_ops_has_reader(f->ops, "stock.");
+    bool stock = readers & REC_OPSFEED_STOCK, negative = readers & REC_OPSFEED_NEGATIVE;
     const char *params[2] = {skus_literal, stock ? "true" : "false"};
     PGresult *res = NULL;
     sf_status st = sf_db_query(conn, OPSFEED_SQL, 2, params, &res, err);
@@ -130,6 +130,10 @@ sf_status rec_opsfeed_positions(rec_opsfeed *f, PGconn *conn, const char *skus_l
         long long v[7];
         for (int k = 0; k < 7; k++)
             v[k] = strtoll(PQgetvalue(res, i, 2 + k), NULL, 10);
+        if (negative && v[0] < 0)
+            opsfeed__negative(f, sku, loc, v[0], v[6]);
+        if (!stock)
+            continue; /* the rows are the negative ones, for the alerts only */
         if (!locs) {
             locs = json_array();
             on_hand = reserved = available = 0;
@@ -143,13 +147,8 @@ sf_status rec_opsfeed_positions(rec_opsfeed *f, PGconn *conn, const char *skus_l
         on_hand += v[0];
         reserved += v[1];
         available += v[5];
-        if (v[0] < 0)
-            opsfeed__negative(f, sku, loc, v[0], v[6]);
         if (i + 1 == n || strcmp(sku, PQgetvalue(res, i + 1, 0))) {
-            if (stock)
-                opsfeed__send(f, sku, locs, on_hand, reserved, available); /* takes locs */
-            else
-                json_decref(locs);
+            opsfeed__send(f, sku, locs, on_hand, reserved, available); /* takes locs */
             locs = NULL;
         }
     }

@@ -32,16 +32,18 @@ typedef struct rec_opsfeed rec_opsfeed;
 sf_status rec_opsfeed_new(sf_ops *ops, rec_opsfeed **out, sf_error *err) SF_MUSTCHECK;
 void rec_opsfeed_free(rec_opsfeed *f);
 
-/* Whether a reader subscribes to stock. or to alert.negative_stock now
- * (sf_ops_has_reader): when not, rec_opsfeed_positions does nothing. */
-bool rec_opsfeed_wanted(rec_opsfeed *f);
+/* Who reads now (sf_ops_has_reader), asked once per claim: */
+#define REC_OPSFEED_STOCK 1u    /* someone subscribes to stock. */
+#define REC_OPSFEED_NEGATIVE 2u /* ... to alert.negative_stock */
+unsigned rec_opsfeed_readers(rec_opsfeed *f);
 
 /* Read the positions of skus (a PostgreSQL text[] literal) over conn and
- * publish them: stock.<sku> while a reader subscribes to it, the
- * negative_stock alerts while one subscribes to those (inv-api's page
- * bridge always does, to replay them). */
-sf_status rec_opsfeed_positions(rec_opsfeed *f, PGconn *conn, const char *skus_literal,
-                                sf_error *err) SF_MUSTCHECK;
+ * publish what readers (rec_opsfeed_readers) asks for: stock.<sku> and the
+ * negative_stock alerts (inv-api's page bridge always reads those, to
+ * replay them). Only the negative positions are read when stock. has no
+ * reader; nothing when readers is 0. */
+sf_status rec_opsfeed_positions(rec_opsfeed *f, unsigned readers, PGconn *conn,
+                                const char *skus_literal, sf_error *err) SF_MUSTCHECK;
 
 /* stock.<sku> messages and negative_stock alerts sent so far. */
 void rec_opsfeed_counts(const rec_opsfeed *f, uint64_t *stock, uint64_t *negative);

@@ -222,7 +222,8 @@ static sf_status sync__publish(rec_sync *s, sync__row *rows, size_t n, uint64_t 
  * eyes only: a failure is logged. */
 static void sync__stock_feed(rec_sync *s, PGresult *res)
 {
-    if (!rec_opsfeed_wanted(s->feed))
+    unsigned readers = rec_opsfeed_readers(s->feed);
+    if (!readers)
         return; /* nobody watches: skip the query */
     sf_db_array skus;
     sf_db_array_init(&skus);
@@ -234,7 +235,7 @@ static void sync__stock_feed(rec_sync *s, PGresult *res)
     sf_error err;
     if (!lit)
         sf_log(SF_LOG_WARN, "ops feed: out of memory for the stock of %zu skus", skus.n);
-    else if (skus.n > 0 && rec_opsfeed_positions(s->feed, s->conn, lit, &err))
+    else if (skus.n > 0 && rec_opsfeed_positions(s->feed, readers, s->conn, lit, &err))
         sf_log(SF_LOG_WARN, "ops feed: stock not published: %s", err.msg);
     sf_db_array_free(&skus);
     rec_opsfeed_counts(s->feed, &s->stats.stock_sent, &s->stats.negative);
