@@ -196,9 +196,10 @@ machine_busy() {
          { for (i = 2; i <= NF; i++) t1 += $i; i1 = $5 + $6 }
          END { printf "%.0f", 100 * (1 - (i1 - i0) / (t1 - t0)) }' "$1" "$2"
 }
-# cpu_share BEFORE AFTER SECONDS: the CPU each program used between two
-# cpu_ticks snapshots, as % of one core, the largest first.
-cpu_share() {
+# cpu_table BEFORE AFTER SECONDS: "PROGRAM PERCENT" lines, the CPU each
+# program used between two cpu_ticks snapshots as % of one core, the
+# largest first.
+cpu_table() {
     awk -v secs="$3" -v hz="$(getconf CLK_TCK)" '
         FNR == NR { before[$1] += $2; next }
         { after[$1] += $2 }
@@ -207,8 +208,10 @@ cpu_share() {
                 d = after[c] - before[c]
                 if (d > 0) printf "%s %.0f\n", c, 100 * d / hz / secs
             }
-        }' "$1" "$2" | sort -k2,2nr | awk '$2 >= 1 { printf "%s%s %s%%", sep, $1, $2; sep = ", " }'
+        }' "$1" "$2" | sort -k2,2nr
 }
+# elapsed T0 T1: seconds between two `date +%s.%N` stamps.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
 
 # Warm-up: sessions connected, plans cached, as on a server that has run.
 say "warm-up, $CLIENTS clients, 3s"
@@ -227,8 +230,10 @@ t1=$(date +%s.%N)
 grep '^cpu ' /proc/stat >"$LOGS/stat.after"
 cpu_ticks >"$LOGS/cpu.after"
 BUSY=$(machine_busy "$LOGS/stat.before" "$LOGS/stat.after")
-secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-CPU_SPREAD=$(cpu_share "$LOGS/cpu.before" "$LOGS/cpu.after" "$secs")
+secs=$(elapsed "$t0" "$t1")
+cpu_table "$LOGS/cpu.before" "$LOGS/cpu.after" "$secs" >"$LOGS/cpu.spread"
+CPU_SPREAD=$(awk '$2 >= 1 { printf "%s%s %s%%", sep, $1, $2; sep = ", " }' "$LOGS/cpu.spread")
+PG_SPREAD_PCT=$(awk '$1 == "postgres" { print $2 }' "$LOGS/cpu.spread")
 CPU_SPREAD+=$(awk -v secs="$secs" '{ printf ", wrk %.0f%%", 100 * ($1 + $2) / secs }' \
     "$LOGS/spread.cpu")
 say "$SKUS skus, 1 client, ${DURATION}s"
@@ -283,12 +288,10 @@ TIMEFORMAT='%U %S'
 t1=$(date +%s.%N)
 grep '^cpu ' /proc/stat >"$LOGS/stat.db.after"
 PG_DB_PCT=$(awk -v busy="$(machine_busy "$LOGS/stat.db.before" "$LOGS/stat.db.after")" \
-    -v cores="$(nproc)" -v secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+    -v cores="$(nproc)" -v secs="$(elapsed "$t0" "$t1")" \
     '{ printf "%.0f", busy * cores - 100 * ($1 + $2) / secs }' "$LOGS/db.cpu")
 # pg_us RPS PERCENT: PostgreSQL's CPU per reservation, in microseconds.
 pg_us() { awk -v rps="$1" -v pct="$2" 'BEGIN { printf "%.0f", (rps > 0 ? pct * 1e4 / rps : 0) }'; }
-PG_SPREAD_PCT=$(awk -v s="$CPU_SPREAD" 'BEGIN { n = split(s, f, ", ")
-    for (i = 1; i <= n; i++) if (f[i] ~ /^postgres /) { sub(/^postgres /, "", f[i]); print f[i] + 0 } }')
 R_DB=$(cat "$LOGS"/db.log* | awk '{ print $3 / 1000 }' |
     sort -n | awk -v b="$DB_BATCH" -v secs="$DURATION" '{ l[NR] = $1 }
         END { printf "RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f batch=%d", NR * b / secs,
