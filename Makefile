@@ -109,10 +109,12 @@ $(BUILD)/tests/integration/%: $(BUILD)/tests/integration/%.o $(FIXTURE) $(SUPPLI
 
 # libFuzzer targets: built by `make fuzz-build` with clang into build/fuzz.
 $(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(INGEST_LIB) $(SUPPLIER_LIB) $(LIB)
-	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(filter-out %.o,$^) $(LDLIBS)
 
-# inv-api's request parsing is not in a library: link its object directly.
+# inv-api's request parsing is not in a library: link its objects directly
+# (before the libraries they use).
 $(BUILD)/tests/fuzz/fuzz_api_request: $(BUILD)/api/request.o
+$(BUILD)/tests/fuzz/fuzz_reserve_body: $(BUILD)/api/reserve.o
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -36,8 +36,10 @@ static bool res__fail(api_reserve_bad *bad, const char *field, const char *fmt, 
     return false;
 }
 
-/* A required string field: 1..64 bytes of UTF-8 (jansson checked that)
- * without control characters; a location or channel also a token. */
+/* A string field: 1..64 bytes with the event contract's checks
+ * (sf_event_set_str: UTF-8, no control characters, C1 ones included), so
+ * the RESERVE built from it passes the event gate; a location or channel
+ * also a token. */
 static bool res__str(json_t *body, const char *name, bool token, bool required, char *out,
                      api_reserve_bad *bad)
 {
@@ -52,22 +54,18 @@ static bool res__str(json_t *body, const char *name, bool token, bool required, 
         return res__fail(bad, name, "field %s: must be a string", name);
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
-    char q[SF_STR_MAX * 4 + 8];
-    sf_str_quote(s, len, q, sizeof q);
     if (len == 0)
         return res__fail(bad, name, "field %s: must not be empty", name);
-    if (len > SF_STR_MAX)
-        return res__fail(bad, name, "field %s: %s is %zu bytes, longer than %d", name, q, len,
-                         SF_STR_MAX);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f)
-            return res__fail(bad, name, "field %s: %s holds a control character", name, q);
-    }
-    if (token && !sf_is_token(s))
+    sf_error err;
+    if (sf_event_set_str(out, s, len, name, &err))
+        return res__fail(bad, name, "%s", err.msg);
+    if (token && !sf_is_token(out)) {
+        char q[SF_STR_MAX * 4 + 8];
+        sf_str_quote(s, len, q, sizeof q);
+        out[0] = '\0';
         return res__fail(bad, name, "field %s: %s is not a %s id (only A-Z a-z 0-9 _ -)", name, q,
                          name);
-    memcpy(out, s, len + 1);
+    }
     return true;
 }
 
@@ -167,6 +165,27 @@ void api_reserve_event_id(const api_reserve_req *rq, char *out, size_t size)
     snprintf(out, size, "rsv-%s", hex);
 }
 
+sf_status api_reserve_event(const api_reserve_req *rq, int64_t now_ms, sf_event *ev, sf_error *err)
+{
+    sf_event_init(ev);
+    api_reserve_event_id(rq, ev->event_id, sizeof ev->event_id);
+    ev->kind = SF_KIND_RESERVE;
+    snprintf(ev->sku, sizeof ev->sku, "%s", rq->sku);
+    snprintf(ev->location, sizeof ev->location, "%s", rq->location[0] ? rq->location : "X");
+    ev->qty = rq->qty;
+    ev->occurred_at = now_ms;
+    snprintf(ev->source, sizeof ev->source, API_RESERVE_SOURCE);
+    ev->has_ref = true;
+    snprintf(ev->ref, sizeof ev->ref, "%s", rq->ref);
+    if (rq->channel[0]) {
+        ev->has_channel = true;
+        snprintf(ev->channel, sizeof ev->channel, "%s", rq->channel);
+    }
+    ev->has_expires_at = true;
+    ev->expires_at = now_ms + rq->ttl_s * 1000;
+    return sf_event_validate(ev, now_ms, 0, err);
+}
+
 /* ----------------------------------------------------------------- reserver --- */
 
 #define RES_STMT "api_reserve_batch"
@@ -209,32 +228,6 @@ void api_reserver_opts_init(api_reserver_opts *o)
     o->threads = API_RESERVE_THREADS;
 }
 
-/* Build the RESERVE of a request and put it through the gate every
- * producer's events pass. */
-static sf_status res__event(const api_reserve_job *job, sf_event *ev, sf_error *err)
-{
-    const api_reserve_req *rq = &job->rq;
-    sf_event_init(ev);
-    api_reserve_event_id(rq, ev->event_id, sizeof ev->event_id);
-    ev->kind = SF_KIND_RESERVE;
-    snprintf(ev->sku, sizeof ev->sku, "%s", rq->sku);
-    /* The channel form's location is picked by sf_reserve_batch; any valid
-     * one stands in for the check. */
-    snprintf(ev->location, sizeof ev->location, "%s", rq->location[0] ? rq->location : "X");
-    ev->qty = rq->qty;
-    ev->occurred_at = job->now_ms;
-    snprintf(ev->source, sizeof ev->source, API_RESERVE_SOURCE);
-    ev->has_ref = true;
-    snprintf(ev->ref, sizeof ev->ref, "%s", rq->ref);
-    if (rq->channel[0]) {
-        ev->has_channel = true;
-        snprintf(ev->channel, sizeof ev->channel, "%s", rq->channel);
-    }
-    ev->has_expires_at = true;
-    ev->expires_at = job->now_ms + rq->ttl_s * 1000;
-    return sf_event_validate(ev, job->now_ms, 0, err);
-}
-
 /* Connect and prepare the statement. */
 static sf_status res__connect(res__session *r, sf_error *err)
 {
@@ -268,47 +261,40 @@ static int64_t res__bigint(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-/* Run the valid jobs of a batch (job[k]->st == SF_OK) as one statement;
- * on failure every one of them gets the error, except a data error,
- * after which each runs alone. */
+/* Run a batch's jobs as one statement; on failure every one of them gets
+ * the error, except a data error, after which each runs alone. */
 static void res__run(res__session *r, api_reserve_job **job, int n)
 {
     enum { KEY, REQUEST, EVENT_ID, REF, SKU, QTY, LOCATION, CHANNEL, AT, EXPIRES, NARR };
     sf_db_array arr[NARR];
     for (int a = 0; a < NARR; a++)
         sf_db_array_init(&arr[a]);
-    int idx[API_RESERVE_BATCH_MAX]; /* statement row -> job */
-    int m = 0;
     for (int k = 0; k < n; k++) {
         api_reserve_job *jb = job[k];
-        sf_event ev;
-        if ((jb->st = res__event(jb, &ev, &jb->err)))
-            continue;
         const api_reserve_req *rq = &jb->rq;
         char request[SF_STR_MAX * 4 + 64];
         snprintf(request, sizeof request, "%s\x1f%s\x1f%" PRId64 "\x1f%s\x1f%s\x1f%" PRId64,
                  rq->ref, rq->sku, rq->qty, rq->location, rq->channel, rq->ttl_s);
         sf_db_array_add(&arr[KEY], rq->key);
         sf_db_array_add(&arr[REQUEST], request);
-        sf_db_array_add(&arr[EVENT_ID], ev.event_id);
+        sf_db_array_add(&arr[EVENT_ID], jb->event_id);
         sf_db_array_add(&arr[REF], rq->ref);
         sf_db_array_add(&arr[SKU], rq->sku);
         sf_db_array_add_int(&arr[QTY], rq->qty);
         sf_db_array_add(&arr[LOCATION], rq->location[0] ? rq->location : NULL);
         sf_db_array_add(&arr[CHANNEL], rq->channel[0] ? rq->channel : NULL);
-        sf_db_array_add_int(&arr[AT], ev.occurred_at);
-        sf_db_array_add_int(&arr[EXPIRES], ev.expires_at);
-        idx[m++] = k;
+        sf_db_array_add_int(&arr[AT], jb->now_ms);
+        sf_db_array_add_int(&arr[EXPIRES], jb->expires_at);
     }
     const char *params[RES_NPARAMS];
     sf_status st = SF_OK;
     sf_error err;
     for (int a = 0; a < NARR; a++) {
         if (!(params[a] = sf_db_array_end(&arr[a])))
-            st = SF_ERR(&err, SF_ENOMEM, "out of memory for a batch of %d reservations", m);
+            st = SF_ERR(&err, SF_ENOMEM, "out of memory for a batch of %d reservations", n);
     }
     params[NARR] = API_RESERVE_SOURCE;
-    for (int attempt = 1; !st && m > 0; attempt++) {
+    for (int attempt = 1; !st && n > 0; attempt++) {
         if ((st = res__connect(r, &err))) {
             if (attempt < RES_ATTEMPTS && st == SF_EUNAVAIL) {
                 st = SF_OK;
@@ -317,12 +303,12 @@ static void res__run(res__session *r, api_reserve_job **job, int n)
             break;
         }
         PGresult *res = PQexecPrepared(r->pg, RES_STMT, RES_NPARAMS, params, NULL, NULL, 0);
-        if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == m) {
-            for (int row = 0; row < m; row++) {
+        if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == n) {
+            for (int row = 0; row < n; row++) {
                 int i = atoi(PQgetvalue(res, row, 0));
-                if (i < 1 || i > m)
+                if (i < 1 || i > n)
                     continue; /* cannot happen: the function numbers its input */
-                api_reserve_result *o = &job[idx[i - 1]]->res;
+                api_reserve_result *o = &job[i - 1]->res;
                 o->status = atoi(PQgetvalue(res, row, 1));
                 res__copy(o->event_id, sizeof o->event_id, res, row, 2);
                 res__copy(o->location, sizeof o->location, res, row, 3);
@@ -344,19 +330,19 @@ static void res__run(res__session *r, api_reserve_job **job, int n)
     }
     for (int a = 0; a < NARR; a++)
         sf_db_array_free(&arr[a]);
-    if (st == SF_EINVAL && m > 1) {
+    if (st == SF_EINVAL && n > 1) {
         /* A data error (SQLSTATE 22, 23) rolled the whole batch back, and
          * belongs to one of its requests: run each alone, so only that
          * one is refused. */
-        sf_log(SF_LOG_WARN, "reservations: a batch of %d failed (%s); running each alone", m,
+        sf_log(SF_LOG_WARN, "reservations: a batch of %d failed (%s); running each alone", n,
                err.msg);
-        for (int k = 0; k < m; k++)
-            res__run(r, &job[idx[k]], 1);
+        for (int k = 0; k < n; k++)
+            res__run(r, &job[k], 1);
         return;
     }
-    for (int k = 0; st && k < m; k++) {
-        job[idx[k]]->st = st;
-        job[idx[k]]->err = err;
+    for (int k = 0; st && k < n; k++) {
+        job[k]->st = st;
+        job[k]->err = err;
     }
 }
 
@@ -477,8 +463,13 @@ sf_status api_reserver_submit(api_reserver *r, api_reserve_job *job, sf_error *e
     memset(&job->res, 0, sizeof job->res);
     job->st = SF_OK;
     job->next = NULL;
+    sf_event ev;
+    sf_status st = api_reserve_event(&job->rq, job->now_ms, &ev, err);
+    if (st)
+        return st;
+    snprintf(job->event_id, sizeof job->event_id, "%s", ev.event_id);
+    job->expires_at = ev.expires_at;
     pthread_mutex_lock(&r->mu);
-    sf_status st = SF_OK;
     if (r->stopping)
         st = SF_ERR(err, SF_EUNAVAIL, "inv-api is stopping");
     else if (r->queued >= r->max_queue) {

@@ -68,6 +68,14 @@ bool api_reserve_parse(const char *key, const char *body, size_t len, api_reserv
 /* The event_id of a request: "rsv-" + 40 hex digits (out >= 45 bytes). */
 void api_reserve_event_id(const api_reserve_req *rq, char *out, size_t size);
 
+/* The RESERVE of a request made at now_ms (epoch ms) into ev, put through
+ * the gate every producer's events pass (sf_event_validate). The channel
+ * form's location is picked later by sf_reserve_batch; "X" stands in. A
+ * request api_reserve_parse accepted always passes (fuzz_reserve_body
+ * checks it); SF_EINVAL otherwise, err says why. */
+sf_status api_reserve_event(const api_reserve_req *rq, int64_t now_ms, sf_event *ev,
+                            sf_error *err) SF_MUSTCHECK;
+
 typedef struct api_reserve_result {
     int status;                    /* 201, 409, 404 (no such channel), 422 (key reused) */
     char event_id[SF_STR_MAX + 1]; /* 201 */
@@ -83,11 +91,13 @@ typedef struct api_reserve_job api_reserve_job;
 typedef void (*api_reserve_done_fn)(api_reserve_job *job);
 struct api_reserve_job {
     api_reserve_req rq;
-    int64_t now_ms;           /* the clock of the request (expires_at = now_ms + ttl_s) */
-    api_reserve_done_fn done; /* called on the reserver's thread with st/err/res set */
-    sf_status st;             /* SF_OK: res holds the answer; SF_EINVAL: err says why;
-                                 SF_EUNAVAIL: PostgreSQL is away (the client may repeat
-                                 the request with the same key) */
+    int64_t now_ms;                /* the clock of the request (expires_at = now_ms + ttl_s) */
+    char event_id[SF_STR_MAX + 1]; /* set by api_reserver_submit */
+    int64_t expires_at;            /* set by api_reserver_submit */
+    api_reserve_done_fn done;      /* called on the reserver's thread with st/err/res set */
+    sf_status st;                  /* SF_OK: res holds the answer; SF_EINVAL: err says why;
+                                      SF_EUNAVAIL: PostgreSQL is away (the client may repeat
+                                      the request with the same key) */
     sf_error err;
     api_reserve_result res;
     api_reserve_job *next; /* the reserver's queue */
@@ -113,8 +123,11 @@ void api_reserver_opts_init(api_reserver_opts *o);
 sf_status api_reserver_start(const api_reserver_opts *o, api_reserver **out,
                              sf_error *err) SF_MUSTCHECK;
 
-/* Queue job. SF_EUNAVAIL: the queue is full (max_queue) or the reserver
- * is stopping; done is then never called and the job stays the caller's. */
+/* Build the job's RESERVE and put it through the gate every producer's
+ * events pass (sf_event_validate), on the caller's thread; then queue job.
+ * On failure done is never called and the job stays the caller's:
+ * SF_EINVAL, the event was refused (err says why: a 400); SF_EUNAVAIL, the
+ * queue is full (max_queue) or the reserver is stopping. */
 sf_status api_reserver_submit(api_reserver *r, api_reserve_job *job, sf_error *err) SF_MUSTCHECK;
 
 /* What the reserver has done, for /metrics. */

@@ -493,7 +493,11 @@ static void srv__reserve(srv__ctx *c)
     rj->job.now_ms = srv__now_ms(c->w->srv);
     rj->job.done = srv__reserve_done;
     sf_error err;
-    if (api_reserver_submit(c->w->srv->reserver, &rj->job, &err)) {
+    sf_status st = api_reserver_submit(c->w->srv->reserver, &rj->job, &err);
+    if (st == SF_EINVAL) {
+        free(rj);
+        srv__error(c, 400, "body", "%s", err.msg);
+    } else if (st) {
         free(rj);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         srv__error(c, 503, NULL, "reservations: %s", err.msg);

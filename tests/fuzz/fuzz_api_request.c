@@ -4,26 +4,19 @@
  * string, as evhttp hands them over; the first byte picks which route's
  * query rules apply (none, the channel batch's sku list, the ledger's).
  * Beyond the sanitizers: an accepted path yields a known route whose
- * parameters fit the contract (at most 64 bytes, tokens for location and
- * channel), a refused one a 4xx/5xx status with a message, and accepted
- * query values are NUL-terminated at their stated length.
+ * parameters fit the contract (at most 64 bytes without control characters,
+ * tokens for location and channel), a refused one a 4xx/5xx status with a
+ * message, and accepted query values are NUL-terminated at their stated
+ * length.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../api/request.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void fz__check_param(const char *s, bool token)
-{
-    size_t n = strnlen(s, SF_STR_MAX + 1);
-    if (n > SF_STR_MAX)
-        abort();
-    if (token && n > 0 && !sf_is_token(s))
-        abort();
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -48,10 +41,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ok) {
         if (rq.route == API_R_UNKNOWN || rq.route >= API_R__COUNT)
             abort();
-        fz__check_param(rq.sku, false);
-        fz__check_param(rq.ref, false);
-        fz__check_param(rq.location, true);
-        fz__check_param(rq.channel, true);
+        fz_check_field(rq.sku, sizeof rq.sku, false, false);
+        fz_check_field(rq.ref, sizeof rq.ref, false, false);
+        fz_check_field(rq.location, sizeof rq.location, true, false);
+        fz_check_field(rq.channel, sizeof rq.channel, true, false);
     } else if (rq.status < 400 || rq.status > 599 || rq.error[0] == '\0') {
         abort();
     }

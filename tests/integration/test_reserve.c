@@ -570,6 +570,9 @@ Test(reserve, bad_requests_name_their_field)
          "\"sku\""},
         {"b12", "{\"ref\":\"o\",\"sku\":\"S\\u0001\",\"qty\":1,\"location\":\"L\",\"ttl_s\":9}",
          "\"sku\""},
+        /* a C1 control (U+009E), refused as any event field would be */
+        {"b13", "{\"ref\":\"o\\u009e\",\"sku\":\"S\",\"qty\":1,\"location\":\"L\",\"ttl_s\":9}",
+         "\"ref\""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char ans[512], rp[8];
