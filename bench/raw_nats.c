@@ -29,7 +29,8 @@
 #include <time.h>
 
 #include "bench_proc.h"
-#include "broker.h"
+#include "broker_pub.h"
+#include "broker_pull.h"
 #include "codec.h"
 #include "event_parse.h"
 

@@ -1,18 +1,18 @@
 /*
  * broker: NATS JetStream behind stockflow's API (see broker.h for the
- * contract). This file is the only user of nats.c.
+ * contract): the connection, setup, synchronous publishing and the
+ * read-only views. With broker_pub.c (the asynchronous publisher) and
+ * broker_pull.c (pull consumption) it is the only user of nats.c; the three
+ * share broker_int.h.
  *
- * The one idea needed to change it safely: an asynchronous publish is
- * tracked twice, by nats.c (its pending map, window and MaxWait timer) and
- * here (a table from the natsMsg pointer to the caller's token). nats.c hands
- * the ack handler the very natsMsg we published, so the pointer identifies
- * the publish even when a msg id repeats in flight; whoever removes the
- * table entry (the ack handler, or sf_publisher_free reclaiming what nats.c
- * still holds) fires the one callback for it. Insert before handing the
- * message to nats.c (the ack can arrive before js_PublishMsgAsync returns)
- * and remove it again only if nats.c refused the message.
+ * The one idea needed to change it safely: the connection's callbacks
+ * (disconnected, reconnected, closed, async errors) run on nats.c threads;
+ * what they touch in sf_broker is guarded by its mutex, and the closed
+ * callback is nats.c's last call into it (sf_broker_close waits for it).
  */
 #include "broker.h"
+
+#include "broker_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -23,58 +23,15 @@
 #include <string.h>
 #include <time.h>
 
-#include <nats/nats.h>
-
 #include "event.h"
 #include "log.h"
-
-#define BROKER_URLS_MAX 2048 /* the whole comma-separated list */
-#define BROKER_URL_COUNT_MAX 32
-#define BROKER_TOKEN_MAX 64 /* subject tokens: DESIGN.md caps ids at 64 bytes */
-#define BROKER_DUP_WINDOW_NS (3600LL * 1000 * 1000 * 1000)
-#define BROKER_MS_TO_NS(ms) ((int64_t)(ms)*1000 * 1000)
-/* Bytes nats.c may buffer while reconnecting. nats.c treats 0 as "default
- * 8 MB", so the smallest useful value is set instead: a publish racing a
- * disconnect fails with NATS_INSUFFICIENT_BUFFER instead of being queued. */
-#define BROKER_RECONNECT_BUF 1
-/* Recently refused publish subjects remembered per connection, to turn the
- * timeout of a refused publish into a permission error (broker__denied). */
-#define BROKER_DENIED_RING 16
-#define BROKER_DENIED_TEXT 256
-/* A subject refused this recently fails the next publish at once (the server
- * would refuse it again, and the caller would wait a whole ack timeout to
- * learn it); older refusals are tried again, so a permission granted by a
- * server reload takes effect. */
-#define BROKER_DENIED_FRESH_MS 30000
-
-struct sf_broker {
-    natsConnection *nc;
-    jsCtx *js;
-    int js_wait_ms;
-    int64_t reconnect_wait_ms;
-    int64_t reconnect_max_ms;
-    unsigned int seed; /* jitter; touched only by this connection's reconnect thread */
-    sf_broker_state_cb on_state;
-    void *state_closure;
-    pthread_mutex_t mu; /* guards closed: the closed callback is nats.c's last call into b */
-    pthread_cond_t closed_cond;
-    bool closed;
-    /* permission violations reported by the server (guarded by mu) */
-    uint64_t perm_errors;
-    char denied[BROKER_DENIED_RING][BROKER_DENIED_TEXT]; /* "Permissions Violation ..." */
-    int64_t denied_at[BROKER_DENIED_RING];               /* monotonic ms */
-    char urls[BROKER_URLS_MAX]; /* as given, passwords replaced by "***": for messages */
-};
 
 /* ---- errors ---------------------------------------------------------------- */
 
 /* Set err from a nats.c failure: "<context>: <status text> (<detail>)". The
  * detail is nats.c's thread-local last error, which names the real cause. */
-static sf_status broker__err(sf_error *err, sf_status st, natsStatus ns, const char *file, int line,
-                             const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-static sf_status broker__err(sf_error *err, sf_status st, natsStatus ns, const char *file, int line,
-                             const char *fmt, ...)
+sf_status broker__err(sf_error *err, sf_status st, natsStatus ns, const char *file, int line,
+                      const char *fmt, ...)
 {
     char ctx[SF_ERROR_MSG_MAX];
     va_list ap;
@@ -89,9 +46,7 @@ static sf_status broker__err(sf_error *err, sf_status st, natsStatus ns, const c
     return sf_error_set(err, st, file, line, "%s: %s", ctx, text);
 }
 
-#define BROKER_ERR(err, st, ns, ...) broker__err((err), (st), (ns), __FILE__, __LINE__, __VA_ARGS__)
-
-static bool broker__is_connected(const sf_broker *b)
+bool broker__is_connected(const sf_broker *b)
 {
     return natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
 }
@@ -111,8 +66,8 @@ static const char *broker__conn_status_str(natsConnStatus cs)
 }
 
 /* The fail-fast gate in front of every network call. */
-static sf_status broker__check_connected(const sf_broker *b, sf_error *err, const char *what,
-                                         const char *name)
+sf_status broker__check_connected(const sf_broker *b, sf_error *err, const char *what,
+                                  const char *name)
 {
     natsConnStatus cs = natsConnection_Status(b->nc);
     if (cs == NATS_CONN_STATUS_CONNECTED)
@@ -123,7 +78,7 @@ static sf_status broker__check_connected(const sf_broker *b, sf_error *err, cons
 
 /* Classify a nats.c status. What is not clearly the caller's fault or a
  * timeout is "unavailable" while the connection is down, else internal. */
-static sf_status broker__map(const sf_broker *b, natsStatus s)
+sf_status broker__map(const sf_broker *b, natsStatus s)
 {
     switch (s) {
     case NATS_OK: return SF_OK;
@@ -157,7 +112,7 @@ static sf_status broker__map(const sf_broker *b, natsStatus s)
 
 /* A JetStream API failure: not-found codes become SF_ENOTFOUND, other
  * server-side refusals SF_EUNAVAIL (retry later), the rest via broker__map. */
-static sf_status broker__map_js(const sf_broker *b, natsStatus s, jsErrCode code)
+sf_status broker__map_js(const sf_broker *b, natsStatus s, jsErrCode code)
 {
     if (code == JSStreamNotFoundErr || code == JSConsumerNotFoundErr || code == JSNoMessageFoundErr)
         return SF_ENOTFOUND;
@@ -183,7 +138,7 @@ static bool broker__clean_text(const char *s, size_t max, bool name)
     return n > 0 || !name;
 }
 
-static sf_status broker__check_msg_id(const char *msg_id, const char *subject, sf_error *err)
+sf_status broker__check_msg_id(const char *msg_id, const char *subject, sf_error *err)
 {
     if (msg_id && (!*msg_id || !broker__clean_text(msg_id, SF_MSG_ID_MAX, false)))
         return SF_ERR(err, SF_EINVAL,
@@ -389,8 +344,7 @@ static void broker__on_error(natsConnection *nc, natsSubscription *sub, natsStat
 
 /* The server's refusal of a publish to subject, if one was reported on this
  * connection within max_age_ms, copied to out ("" and false otherwise). */
-static bool broker__denied(sf_broker *b, const char *subject, int64_t max_age_ms, char *out,
-                           size_t cap)
+bool broker__denied(sf_broker *b, const char *subject, int64_t max_age_ms, char *out, size_t cap)
 {
     int64_t now = broker__mono_ms();
     char want[SF_SUBJECT_MAX + 40];
@@ -409,8 +363,7 @@ static bool broker__denied(sf_broker *b, const char *subject, int64_t max_age_ms
 }
 
 /* Fail at once a publish to a subject the server refused moments ago. */
-static sf_status broker__check_denied(sf_broker *b, const char *subject, const char *msg_id,
-                                      sf_error *err)
+sf_status broker__check_denied(sf_broker *b, const char *subject, const char *msg_id, sf_error *err)
 {
     char why[BROKER_DENIED_TEXT];
     if (!broker__denied(b, subject, BROKER_DENIED_FRESH_MS, why, sizeof why))
@@ -852,374 +805,6 @@ sf_status sf_broker_delete_stream(sf_broker *b, const char *stream, sf_error *er
     return SF_OK;
 }
 
-/* ---- asynchronous publisher -------------------------------------------------- */
-
-typedef struct pub__slot {
-    const natsMsg *key; /* NULL: empty */
-    void *token;
-} pub__slot;
-
-struct sf_publisher {
-    sf_broker *b;
-    jsCtx *js; /* own context: the ack handler and window are per context */
-    sf_pub_cb cb;
-    void *closure;
-    int ack_timeout_ms;
-    int stall_ms;
-    int max_inflight;
-
-    pthread_mutex_t mu; /* guards everything below */
-    pthread_cond_t idle;
-    pub__slot *slots; /* open addressing, linear probing, power-of-two capacity */
-    size_t cap;
-    size_t count;   /* accepted and not yet completed (plus any being handed over) */
-    size_t running; /* callbacks executing right now */
-};
-
-static size_t pub__hash(const natsMsg *m, size_t cap)
-{
-    uint64_t h = (uint64_t)(uintptr_t)m * 0x9E3779B97F4A7C15ULL;
-    return (size_t)(h >> 32) & (cap - 1);
-}
-
-static sf_status pub__grow(sf_publisher *p)
-{
-    size_t ncap = p->cap * 2;
-    if (ncap < p->cap || ncap > SIZE_MAX / sizeof(pub__slot))
-        return SF_ENOMEM;
-    pub__slot *ns = calloc(ncap, sizeof *ns);
-    if (!ns)
-        return SF_ENOMEM;
-    for (size_t i = 0; i < p->cap; i++) {
-        if (!p->slots[i].key)
-            continue;
-        size_t j = pub__hash(p->slots[i].key, ncap);
-        while (ns[j].key)
-            j = (j + 1) & (ncap - 1);
-        ns[j] = p->slots[i];
-    }
-    free(p->slots);
-    p->slots = ns;
-    p->cap = ncap;
-    return SF_OK;
-}
-
-/* Under p->mu. Keys are unique: a natsMsg is in the table at most once. */
-static sf_status pub__put(sf_publisher *p, const natsMsg *m, void *token)
-{
-    if ((p->count + 1) * 2 > p->cap && pub__grow(p) != SF_OK)
-        return SF_ENOMEM;
-    size_t j = pub__hash(m, p->cap);
-    while (p->slots[j].key)
-        j = (j + 1) & (p->cap - 1);
-    p->slots[j].key = m;
-    p->slots[j].token = token;
-    p->count++;
-    return SF_OK;
-}
-
-/* Under p->mu. Remove m, giving its token; false if absent. Backward-shift
- * deletion keeps probe chains intact without tombstones. */
-static bool pub__take(sf_publisher *p, const natsMsg *m, void **token)
-{
-    size_t mask = p->cap - 1;
-    size_t j = pub__hash(m, p->cap);
-    while (p->slots[j].key && p->slots[j].key != m)
-        j = (j + 1) & mask;
-    if (!p->slots[j].key)
-        return false;
-    *token = p->slots[j].token;
-    size_t hole = j;
-    for (size_t k = (j + 1) & mask; p->slots[k].key; k = (k + 1) & mask) {
-        size_t home = pub__hash(p->slots[k].key, p->cap);
-        /* move k into the hole unless its home lies cyclically in (hole, k] */
-        bool stays = (hole <= k) ? (hole < home && home <= k) : (hole < home || home <= k);
-        if (!stays) {
-            p->slots[hole] = p->slots[k];
-            hole = k;
-        }
-    }
-    p->slots[hole].key = NULL;
-    p->slots[hole].token = NULL;
-    p->count--;
-    return true;
-}
-
-static void pub__complete(sf_publisher *p, natsMsg *msg, void *token, sf_pub_result *r)
-{
-    const char *id = NULL;
-    r->subject = natsMsg_GetSubject(msg);
-    if (natsMsgHeader_Get(msg, SF_HDR_MSG_ID, &id) != NATS_OK)
-        id = NULL;
-    r->msg_id = id;
-    p->cb(p->closure, token, r);
-}
-
-/* nats.c's ack handler: runs on the publisher context's reply-subscription
- * thread, once per message it still tracked (ack, server error or MaxWait). */
-static void pub__on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
-{
-    (void)js;
-    sf_publisher *p = closure;
-    void *token = NULL;
-    pthread_mutex_lock(&p->mu);
-    bool found = pub__take(p, msg, &token);
-    if (found)
-        p->running++;
-    pthread_mutex_unlock(&p->mu);
-    if (found) {
-        sf_pub_result r;
-        char denied[BROKER_DENIED_TEXT];
-        memset(&r, 0, sizeof r);
-        r.error = "";
-        if (pa) {
-            r.status = pa->Duplicate ? SF_EDUP : SF_OK;
-            r.seq = pa->Sequence;
-        } else if (pae) {
-            r.status = pae->Err == NATS_TIMEOUT ? SF_ETIMEOUT : SF_EUNAVAIL;
-            r.error = pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err);
-            r.js_code = (int)pae->ErrCode;
-            if (pae->Err == NATS_TIMEOUT &&
-                broker__denied(p->b, natsMsg_GetSubject(msg), INT64_MAX, denied, sizeof denied)) {
-                r.status = SF_EDENIED; /* not stored: the server refused it */
-                r.error = denied;
-            }
-        } else {
-            r.status = SF_EINTERNAL;
-            r.error = "ack handler called without ack or error";
-        }
-        pub__complete(p, msg, token, &r);
-        pthread_mutex_lock(&p->mu);
-        p->running--;
-        if (p->running == 0 && p->count == 0)
-            pthread_cond_broadcast(&p->idle);
-        pthread_mutex_unlock(&p->mu);
-    }
-    natsMsg_Destroy(msg);
-}
-
-void sf_publisher_opts_init(sf_publisher_opts *opts)
-{
-    memset(opts, 0, sizeof *opts);
-    opts->max_inflight = 4096;
-    opts->ack_timeout_ms = 5000;
-    opts->stall_ms = 0;
-}
-
-sf_status sf_publisher_new(sf_broker *b, const sf_publisher_opts *opts, sf_publisher **out,
-                           sf_error *err)
-{
-    if (!b || !opts || !out)
-        return SF_ERR(err, SF_EINVAL, "sf_publisher_new: NULL argument");
-    *out = NULL;
-    if (!opts->cb)
-        return SF_ERR(err, SF_EINVAL, "publisher on %s: no completion callback", b->urls);
-    if (opts->max_inflight < 1 || opts->max_inflight > 1000000)
-        return SF_ERR(err, SF_EINVAL, "publisher on %s: max_inflight %d is not in 1..1000000",
-                      b->urls, opts->max_inflight);
-    if (opts->ack_timeout_ms < 1 || opts->stall_ms < 0)
-        return SF_ERR(err, SF_EINVAL, "publisher on %s: ack_timeout_ms %d / stall_ms %d invalid",
-                      b->urls, opts->ack_timeout_ms, opts->stall_ms);
-
-    sf_publisher *p = calloc(1, sizeof *p);
-    if (!p)
-        return SF_ERR(err, SF_ENOMEM, "publisher on %s: out of memory", b->urls);
-    p->b = b;
-    p->cb = opts->cb;
-    p->closure = opts->closure;
-    p->ack_timeout_ms = opts->ack_timeout_ms;
-    p->stall_ms = opts->stall_ms ? opts->stall_ms : opts->ack_timeout_ms;
-    p->max_inflight = opts->max_inflight;
-    p->cap = 64;
-    while (p->cap < (size_t)opts->max_inflight * 2 + 16)
-        p->cap *= 2;
-    p->slots = calloc(p->cap, sizeof *p->slots);
-    if (!p->slots) {
-        free(p);
-        return SF_ERR(err, SF_ENOMEM, "publisher on %s: out of memory", b->urls);
-    }
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->idle, NULL);
-
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = b->js_wait_ms;
-    jo.PublishAsync.MaxPending = opts->max_inflight;
-    jo.PublishAsync.StallWait = p->stall_ms;
-    jo.PublishAsync.AckHandler = pub__on_ack;
-    jo.PublishAsync.AckHandlerClosure = p;
-    natsStatus s = natsConnection_JetStream(&p->js, b->nc, &jo);
-    if (s != NATS_OK) {
-        sf_status st =
-            BROKER_ERR(err, broker__map(b, s), s, "publisher on %s: JetStream context", b->urls);
-        pthread_cond_destroy(&p->idle);
-        pthread_mutex_destroy(&p->mu);
-        free(p->slots);
-        free(p);
-        return st;
-    }
-    *out = p;
-    return SF_OK;
-}
-
-sf_status sf_publisher_publish(sf_publisher *p, const char *subject, const char *msg_id,
-                               const void *data, size_t len, void *token, sf_error *err)
-{
-    if (!p || !subject || !*subject || (!data && len))
-        return SF_ERR(err, SF_EINVAL, "publish: bad argument (subject '%s')",
-                      subject ? subject : "(null)");
-    if (len > INT_MAX)
-        return SF_ERR(err, SF_EINVAL, "publish %s: %zu bytes is too large", subject, len);
-    sf_status st = broker__check_msg_id(msg_id, subject, err);
-    if (st == SF_OK)
-        st = broker__check_connected(p->b, err, "publish", subject);
-    if (st == SF_OK)
-        st = broker__check_denied(p->b, subject, msg_id, err);
-    if (st != SF_OK)
-        return st;
-
-    natsMsg *m = NULL;
-    natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
-    if (s != NATS_OK)
-        return BROKER_ERR(err, broker__map(p->b, s), s, "publish %s (msg id %s)", subject,
-                          msg_id ? msg_id : "-");
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = p->ack_timeout_ms;
-    po.MsgId = msg_id;
-
-    natsMsg *key = m;
-    pthread_mutex_lock(&p->mu);
-    st = pub__put(p, key, token);
-    pthread_mutex_unlock(&p->mu);
-    if (st != SF_OK) {
-        natsMsg_Destroy(m);
-        return SF_ERR(err, SF_ENOMEM, "publish %s (msg id %s): out of memory", subject,
-                      msg_id ? msg_id : "-");
-    }
-    s = js_PublishMsgAsync(p->js, &m, &po);
-    if (s == NATS_OK)
-        return SF_OK; /* m is now nats.c's; the ack handler completes it */
-
-    /* nats.c refused it, so no callback will come: take the entry back. */
-    void *ignored = NULL;
-    pthread_mutex_lock(&p->mu);
-    (void)pub__take(p, key, &ignored);
-    if (p->running == 0 && p->count == 0)
-        pthread_cond_broadcast(&p->idle);
-    pthread_mutex_unlock(&p->mu);
-    natsMsg_Destroy(m);
-    if (s == NATS_TIMEOUT)
-        return SF_ERR(err, SF_ETIMEOUT,
-                      "publish %s (msg id %s): window of %d unacknowledged publishes stayed "
-                      "full for %d ms (NATS %s)",
-                      subject, msg_id ? msg_id : "-", p->max_inflight, p->stall_ms, p->b->urls);
-    return BROKER_ERR(err, broker__map(p->b, s), s, "publish %s (msg id %s, NATS %s)", subject,
-                      msg_id ? msg_id : "-", p->b->urls);
-}
-
-sf_status sf_publisher_flush(sf_publisher *p, int timeout_ms, sf_error *err)
-{
-    if (!p)
-        return SF_ERR(err, SF_EINVAL, "flush: NULL publisher");
-    if (timeout_ms > 0) {
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        po.MaxWait = timeout_ms;
-        natsStatus s = js_PublishAsyncComplete(p->js, &po);
-        if (s != NATS_OK && s != NATS_TIMEOUT)
-            return BROKER_ERR(err, broker__map(p->b, s), s, "flush publisher (NATS %s)",
-                              p->b->urls);
-    }
-    /* nats.c counts a publish done once its callback returned; so do we. */
-    size_t left = sf_publisher_inflight(p);
-    if (left)
-        return SF_ERR(err, SF_ETIMEOUT,
-                      "flush: %zu publishes still unacknowledged after %d ms (NATS %s)", left,
-                      timeout_ms, p->b->urls);
-    return SF_OK;
-}
-
-size_t sf_publisher_inflight(sf_publisher *p)
-{
-    if (!p)
-        return 0;
-    pthread_mutex_lock(&p->mu);
-    size_t n = p->count + p->running;
-    pthread_mutex_unlock(&p->mu);
-    return n;
-}
-
-/* The outcome is unknown (the server may have stored it): same as a
- * timeout, so the caller resends with the same id. */
-static void pub__fail(sf_publisher *p, natsMsg *msg, void *token, const char *why)
-{
-    sf_pub_result r;
-    memset(&r, 0, sizeof r);
-    r.status = SF_ETIMEOUT;
-    r.error = why;
-    pub__complete(p, msg, token, &r);
-}
-
-void sf_publisher_free(sf_publisher *p)
-{
-    if (!p)
-        return;
-    const char *why = "publisher closed before the ack arrived";
-    /* 1. Give outstanding publishes their normal completion (each resolves by
-     *    ack or MaxWait within ack_timeout_ms). */
-    if (sf_publisher_inflight(p)) {
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        po.MaxWait = p->ack_timeout_ms + 100;
-        (void)js_PublishAsyncComplete(p->js, &po);
-    }
-    /* 2. Take back what nats.c still tracks: no handler will run for those. */
-    natsMsgList pending = {NULL, 0};
-    /* (only if something is tracked: nats.c's map does not exist before the
-     * first publish, and this call does not check) */
-    if (sf_publisher_inflight(p) && js_PublishAsyncGetPendingList(&pending, p->js) == NATS_OK) {
-        for (int i = 0; i < pending.Count; i++) {
-            void *token = NULL;
-            pthread_mutex_lock(&p->mu);
-            bool found = pub__take(p, pending.Msgs[i], &token);
-            pthread_mutex_unlock(&p->mu);
-            if (found)
-                pub__fail(p, pending.Msgs[i], token, why);
-        }
-        natsMsgList_Destroy(&pending);
-    }
-    /* 3. Entries left belong to handlers nats.c has already started (they
-     *    removed the message from its map before we looked): wait for them,
-     *    bounded, so the closure outlives every call into it. */
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 5 + p->ack_timeout_ms / 1000;
-    pthread_mutex_lock(&p->mu);
-    while ((p->count || p->running) &&
-           pthread_cond_timedwait(&p->idle, &p->mu, &deadline) != ETIMEDOUT)
-        ;
-    /* 4. Anything still here was never going to complete (a bug or a
-     *    publish racing free): complete it so the caller's token is freed. */
-    for (size_t i = 0; i < p->cap && p->count; i++) {
-        if (!p->slots[i].key)
-            continue;
-        natsMsg *m = (natsMsg *)p->slots[i].key;
-        void *token = NULL;
-        (void)pub__take(p, m, &token);
-        i = (size_t)-1; /* the shift may move entries: rescan */
-        pthread_mutex_unlock(&p->mu);
-        pub__fail(p, m, token, why);
-        pthread_mutex_lock(&p->mu);
-    }
-    pthread_mutex_unlock(&p->mu);
-    jsCtx_Destroy(p->js);
-    pthread_cond_destroy(&p->idle);
-    pthread_mutex_destroy(&p->mu);
-    free(p->slots);
-    free(p);
-}
-
 /* ---- synchronous publish ------------------------------------------------------ */
 
 sf_status sf_broker_publish_sync(sf_broker *b, const char *subject, const char *msg_id,
@@ -1291,431 +876,6 @@ sf_status sf_broker_publish_sync(sf_broker *b, const char *subject, const char *
     if (dup)
         return SF_ERR(err, SF_EDUP, "publish %s: msg id %s is already stored at sequence %llu",
                       subject, id, (unsigned long long)got);
-    return SF_OK;
-}
-
-/* ---- pull consumption ------------------------------------------------------------ */
-
-struct sf_sub {
-    sf_broker *b;
-    natsSubscription *sub;
-    char stream[SF_STR_MAX + 1]; /* to bind again (sub__renew) */
-    char durable[SF_STR_MAX + 1];
-    char label[128]; /* stream/durable for messages */
-};
-
-typedef struct batch__meta {
-    uint64_t stream_seq;
-    uint64_t delivered;
-    bool parsed;
-} batch__meta;
-
-struct sf_batch {
-    natsMsgList list;
-    batch__meta *meta; /* one per message, parsed lazily from the reply subject */
-    size_t meta_cap;
-};
-
-sf_status sf_broker_ensure_channel_consumer(sf_broker *b, const char *channel, const char *durable,
-                                            sf_error *err)
-{
-    char subject[SF_SUBJECT_MAX];
-    sf_status st = sf_subject_channel(subject, sizeof subject, channel, err);
-    if (st)
-        return st;
-    if (!durable || !sf_is_token(durable))
-        return SF_ERR(err, SF_EINVAL, "consumer name '%s' must use only A-Z a-z 0-9 _ -",
-                      durable ? durable : "");
-    if ((st = broker__check_connected(b, err, "channel consumer", durable)))
-        return st;
-    jsConsumerInfo *ci = NULL;
-    jsErrCode code = 0;
-    natsStatus s = js_GetConsumerInfo(&ci, b->js, "INV_CHANNEL", durable, NULL, &code);
-    if (s == NATS_OK) {
-        const char *have = ci->Config && ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
-        bool same = !strcmp(have, subject);
-        jsConsumerInfo_Destroy(ci);
-        if (!same)
-            return SF_ERR(err, SF_EINVAL,
-                          "consumer INV_CHANNEL/%s exists with filter '%s', not '%s'", durable,
-                          have, subject);
-        return SF_OK;
-    }
-    if (code != JSConsumerNotFoundErr && s != NATS_NOT_FOUND)
-        return BROKER_ERR(err, broker__map_js(b, s, code), s, "consumer INV_CHANNEL/%s: info",
-                          durable);
-    jsConsumerConfig cc;
-    jsConsumerConfig_Init(&cc);
-    cc.Durable = durable;
-    cc.FilterSubject = subject;
-    cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = BROKER_MS_TO_NS(30000);
-    cc.DeliverPolicy = js_DeliverAll;
-    code = 0;
-    s = js_AddConsumer(NULL, b->js, "INV_CHANNEL", &cc, NULL, &code);
-    if (s != NATS_OK)
-        return BROKER_ERR(err, broker__map_js(b, s, code), s,
-                          "consumer INV_CHANNEL/%s: create (js code %d)", durable, (int)code);
-    return SF_OK;
-}
-
-/* A new nats.c pull subscription bound to s's durable (a new inbox). */
-static sf_status sub__bind(sf_sub *s, natsSubscription **out, sf_error *err)
-{
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = s->stream;
-    so.Consumer = s->durable;
-    jsErrCode code = 0;
-    natsStatus ns = js_PullSubscribe(out, s->b->js, NULL, s->durable, NULL, &so, &code);
-    if (ns != NATS_OK)
-        return BROKER_ERR(err, broker__map_js(s->b, ns, code), ns, "pull subscribe %s (NATS %s)",
-                          s->label, s->b->urls);
-    return SF_OK;
-}
-
-/* nats.c 3.4.1's Fetch writes past the end of its message array (heap
- * corruption: consumers died of SIGSEGV and SIGABRT, and one sidelined a
- * phantom message, in `make test-fault` after nats-server was paused) when
- * it starts with messages already queued on the subscription and more keep
- * arriving. Those are answers to earlier pull requests that came after
- * their Fetch gave up: requests sent while the server was paused or slow
- * are all served when it resumes, and a Fetch that takes some queued
- * messages stops short of its own request, leaving more behind. So a
- * subscription with anything queued is never fetched from again: it is
- * replaced by a new one (a new inbox); the old one and whatever is still
- * addressed to it are dropped unacknowledged and come back after AckWait. */
-static sf_status sub__renew_if_stale(sf_sub *s, sf_error *err)
-{
-    int queued = 0, bytes = 0;
-    if (natsSubscription_GetPending(s->sub, &queued, &bytes) != NATS_OK || queued == 0)
-        return SF_OK;
-    natsSubscription *fresh = NULL;
-    sf_status st = sub__bind(s, &fresh, err);
-    if (st != SF_OK)
-        return st; /* keep the old one, unused, until a bind succeeds */
-    /* Destroy, not Unsubscribe: the durable consumer stays on the server. */
-    natsSubscription_Destroy(s->sub);
-    s->sub = fresh;
-    return SF_OK;
-}
-
-sf_status sf_broker_pull_subscribe(sf_broker *b, const char *stream, const char *durable,
-                                   sf_sub **out, sf_error *err)
-{
-    if (!b || !stream || !*stream || !durable || !*durable || !out)
-        return SF_ERR(err, SF_EINVAL, "pull subscribe: stream and durable are required");
-    *out = NULL;
-    if (strlen(stream) > SF_STR_MAX || strlen(durable) > SF_STR_MAX)
-        return SF_ERR(err, SF_EINVAL, "pull subscribe: stream or durable longer than %d bytes",
-                      SF_STR_MAX);
-    sf_status st = broker__check_connected(b, err, "pull subscribe", stream);
-    if (st != SF_OK)
-        return st;
-    /* Look the consumer up first: binding never creates it, and a missing
-     * consumer deserves a clear message. */
-    jsConsumerInfo *ci = NULL;
-    jsErrCode code = 0;
-    natsStatus s = js_GetConsumerInfo(&ci, b->js, stream, durable, NULL, &code);
-    if (s != NATS_OK) {
-        st = broker__map_js(b, s, code);
-        if (st == SF_ENOTFOUND)
-            return SF_ERR(err, SF_ENOTFOUND,
-                          "consumer %s on stream %s does not exist (NATS %s): run invctl setup",
-                          durable, stream, b->urls);
-        return BROKER_ERR(err, st, s, "consumer %s/%s: info (NATS %s)", stream, durable, b->urls);
-    }
-    bool push = ci->Config && ci->Config->DeliverSubject && *ci->Config->DeliverSubject;
-    jsConsumerInfo_Destroy(ci);
-    if (push)
-        return SF_ERR(err, SF_EINVAL, "consumer %s/%s is a push consumer, not a pull consumer",
-                      stream, durable);
-
-    sf_sub *ss = calloc(1, sizeof *ss);
-    if (!ss)
-        return SF_ERR(err, SF_ENOMEM, "pull subscribe %s/%s: out of memory", stream, durable);
-    ss->b = b;
-    snprintf(ss->stream, sizeof ss->stream, "%s", stream);
-    snprintf(ss->durable, sizeof ss->durable, "%s", durable);
-    snprintf(ss->label, sizeof ss->label, "%s/%s", stream, durable);
-    if ((st = sub__bind(ss, &ss->sub, err)) != SF_OK) {
-        free(ss);
-        return st;
-    }
-    *out = ss;
-    return SF_OK;
-}
-
-void sf_sub_free(sf_sub *s)
-{
-    if (!s)
-        return;
-    /* Destroy, not Unsubscribe: the durable consumer stays on the server. */
-    natsSubscription_Destroy(s->sub);
-    free(s);
-}
-
-sf_status sf_batch_new(sf_batch **out, sf_error *err)
-{
-    if (!out)
-        return SF_ERR(err, SF_EINVAL, "sf_batch_new: NULL argument");
-    *out = calloc(1, sizeof **out);
-    if (!*out)
-        return SF_ERR(err, SF_ENOMEM, "batch: out of memory");
-    return SF_OK;
-}
-
-void sf_batch_release(sf_batch *bt)
-{
-    if (!bt)
-        return;
-    if (bt->list.Msgs)
-        natsMsgList_Destroy(&bt->list);
-    bt->list.Msgs = NULL;
-    bt->list.Count = 0;
-}
-
-void sf_batch_destroy(sf_batch *bt)
-{
-    if (!bt)
-        return;
-    sf_batch_release(bt);
-    free(bt->meta);
-    free(bt);
-}
-
-sf_status sf_sub_fetch(sf_sub *s, int max, int timeout_ms, sf_batch *bt, sf_error *err)
-{
-    if (!s || !bt)
-        return SF_ERR(err, SF_EINVAL, "fetch: NULL argument");
-    sf_batch_release(bt);
-    if (max < 1 || max > SF_FETCH_MAX || timeout_ms < 1)
-        return SF_ERR(err, SF_EINVAL, "fetch %s: max %d must be in 1..%d and timeout %d ms > 0",
-                      s->label, max, SF_FETCH_MAX, timeout_ms);
-    if ((size_t)max > bt->meta_cap) {
-        batch__meta *nm = realloc(bt->meta, (size_t)max * sizeof *nm);
-        if (!nm)
-            return SF_ERR(err, SF_ENOMEM, "fetch %s: out of memory for %d messages", s->label, max);
-        bt->meta = nm;
-        bt->meta_cap = (size_t)max;
-    }
-    sf_status st = broker__check_connected(s->b, err, "fetch", s->label);
-    if (st == SF_OK)
-        st = sub__renew_if_stale(s, err);
-    if (st != SF_OK)
-        return st;
-    jsErrCode code = 0;
-    natsStatus ns = natsSubscription_Fetch(&bt->list, s->sub, max, timeout_ms, &code);
-    if (bt->list.Count > 0) {
-        /* Messages came even if the call ended on a timeout: use them. */
-        for (int i = 0; i < bt->list.Count; i++)
-            bt->meta[i].parsed = false;
-        return SF_OK;
-    }
-    sf_batch_release(bt);
-    if (ns == NATS_OK)
-        return SF_ERR(err, SF_ETIMEOUT, "fetch %s: nothing available", s->label);
-    if (!broker__is_connected(s->b))
-        return SF_ERR(err, SF_EUNAVAIL, "fetch %s: NATS %s disconnected", s->label, s->b->urls);
-    if (ns == NATS_TIMEOUT)
-        return SF_ERR(err, SF_ETIMEOUT, "fetch %s: nothing available within %d ms", s->label,
-                      timeout_ms);
-    return BROKER_ERR(err, broker__map_js(s->b, ns, code), ns, "fetch %s (NATS %s, js code %d)",
-                      s->label, s->b->urls, (int)code);
-}
-
-size_t sf_batch_count(const sf_batch *bt)
-{
-    return bt ? (size_t)bt->list.Count : 0;
-}
-
-static natsMsg *batch__msg(const sf_batch *bt, size_t i)
-{
-    if (!bt || i >= (size_t)bt->list.Count)
-        return NULL;
-    return bt->list.Msgs[i];
-}
-
-const void *sf_batch_data(const sf_batch *bt, size_t i, size_t *len)
-{
-    natsMsg *m = batch__msg(bt, i);
-    if (len)
-        *len = m ? (size_t)natsMsg_GetDataLength(m) : 0;
-    return m ? natsMsg_GetData(m) : NULL;
-}
-
-const char *sf_batch_subject(const sf_batch *bt, size_t i)
-{
-    natsMsg *m = batch__msg(bt, i);
-    return m ? natsMsg_GetSubject(m) : NULL;
-}
-
-/* Parse the ack subject without allocating (natsMsg_GetMetaData mallocs):
- *   v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
- *   v2: $JS.ACK.<domain>.<acchash>.<stream>.<consumer>.<delivered>.<sseq>...
- * Names cannot contain '.', so tokens are positional. */
-static void batch__parse(sf_batch *bt, size_t i)
-{
-    batch__meta *md = &bt->meta[i];
-    if (md->parsed)
-        return;
-    md->parsed = true;
-    md->stream_seq = 0;
-    md->delivered = 0;
-    const char *r = natsMsg_GetReply(bt->list.Msgs[i]);
-    static const char prefix[] = "$JS.ACK.";
-    if (!r || strncmp(r, prefix, sizeof prefix - 1) != 0)
-        return;
-    r += sizeof prefix - 1;
-    const char *tok[12];
-    size_t tlen[12];
-    int nt = 0;
-    while (nt < 12) {
-        const char *dot = strchr(r, '.');
-        tok[nt] = r;
-        tlen[nt] = dot ? (size_t)(dot - r) : strlen(r);
-        nt++;
-        if (!dot)
-            break;
-        r = dot + 1;
-    }
-    int base; /* index of <delivered> */
-    if (nt == 7)
-        base = 2;
-    else if (nt >= 9)
-        base = 4;
-    else
-        return;
-    uint64_t v[2] = {0, 0};
-    for (int k = 0; k < 2; k++) {
-        const char *t = tok[base + k];
-        for (size_t c = 0; c < tlen[base + k]; c++) {
-            if (t[c] < '0' || t[c] > '9' || v[k] > (UINT64_MAX - 9) / 10)
-                return;
-            v[k] = v[k] * 10 + (uint64_t)(t[c] - '0');
-        }
-    }
-    md->delivered = v[0];
-    md->stream_seq = v[1];
-}
-
-uint64_t sf_batch_stream_seq(sf_batch *bt, size_t i)
-{
-    if (!batch__msg(bt, i))
-        return 0;
-    batch__parse(bt, i);
-    return bt->meta[i].stream_seq;
-}
-
-uint64_t sf_batch_num_delivered(sf_batch *bt, size_t i)
-{
-    if (!batch__msg(bt, i))
-        return 0;
-    batch__parse(bt, i);
-    return bt->meta[i].delivered;
-}
-
-const char *sf_batch_header(sf_batch *bt, size_t i, const char *name)
-{
-    natsMsg *m = batch__msg(bt, i);
-    const char *v = NULL;
-    if (!m || !name || natsMsgHeader_Get(m, name, &v) != NATS_OK)
-        return NULL;
-    return v;
-}
-
-typedef enum batch__op {
-    BATCH_ACK,
-    BATCH_ACK_SYNC,
-    BATCH_NAK,
-    BATCH_NAK_DELAY,
-    BATCH_IN_PROGRESS,
-    BATCH_TERM
-} batch__op;
-
-static const char *batch__op_name(batch__op op)
-{
-    switch (op) {
-    case BATCH_ACK: return "ack";
-    case BATCH_ACK_SYNC: return "ack";
-    case BATCH_NAK: return "nak";
-    case BATCH_NAK_DELAY: return "nak";
-    case BATCH_IN_PROGRESS: return "in-progress";
-    case BATCH_TERM: return "term";
-    }
-    return "?";
-}
-
-static sf_status batch__ack(sf_batch *bt, size_t i, batch__op op, int64_t delay_ms, sf_error *err)
-{
-    natsMsg *m = batch__msg(bt, i);
-    if (!m)
-        return SF_ERR(err, SF_EINVAL, "%s: index %zu outside the batch of %zu", batch__op_name(op),
-                      i, sf_batch_count(bt));
-    natsStatus s = NATS_OK;
-    jsErrCode code = 0;
-    switch (op) {
-    case BATCH_ACK: s = natsMsg_Ack(m, NULL); break;
-    case BATCH_ACK_SYNC: s = natsMsg_AckSync(m, NULL, &code); break;
-    case BATCH_NAK: s = natsMsg_Nak(m, NULL); break;
-    case BATCH_NAK_DELAY: s = natsMsg_NakWithDelay(m, delay_ms, NULL); break;
-    case BATCH_IN_PROGRESS: s = natsMsg_InProgress(m, NULL); break;
-    case BATCH_TERM: s = natsMsg_Term(m, NULL); break;
-    }
-    if (s == NATS_OK)
-        return SF_OK;
-    sf_status st;
-    if (s == NATS_TIMEOUT)
-        st = SF_ETIMEOUT;
-    else if (s == NATS_INVALID_ARG || s == NATS_INVALID_SUBSCRIPTION || s == NATS_ILLEGAL_STATE)
-        st = SF_EINVAL;
-    else
-        st = SF_EUNAVAIL; /* everything else is "could not reach the server" */
-    return BROKER_ERR(err, st, s, "%s %s:%llu (js code %d)", batch__op_name(op),
-                      natsMsg_GetSubject(m), (unsigned long long)sf_batch_stream_seq(bt, i),
-                      (int)code);
-}
-
-sf_status sf_batch_ack(sf_batch *bt, size_t i, sf_error *err)
-{
-    return batch__ack(bt, i, BATCH_ACK, 0, err);
-}
-
-sf_status sf_batch_ack_sync(sf_batch *bt, size_t i, sf_error *err)
-{
-    return batch__ack(bt, i, BATCH_ACK_SYNC, 0, err);
-}
-
-sf_status sf_batch_nak(sf_batch *bt, size_t i, sf_error *err)
-{
-    return batch__ack(bt, i, BATCH_NAK, 0, err);
-}
-
-sf_status sf_batch_nak_delay(sf_batch *bt, size_t i, int64_t delay_ms, sf_error *err)
-{
-    if (delay_ms < 0)
-        return SF_ERR(err, SF_EINVAL, "nak: negative delay %lld ms", (long long)delay_ms);
-    return batch__ack(bt, i, BATCH_NAK_DELAY, delay_ms, err);
-}
-
-sf_status sf_batch_in_progress(sf_batch *bt, size_t i, sf_error *err)
-{
-    return batch__ack(bt, i, BATCH_IN_PROGRESS, 0, err);
-}
-
-sf_status sf_batch_term(sf_batch *bt, size_t i, sf_error *err)
-{
-    return batch__ack(bt, i, BATCH_TERM, 0, err);
-}
-
-sf_status sf_batch_in_progress_all(sf_batch *bt, sf_error *err)
-{
-    size_t n = sf_batch_count(bt);
-    for (size_t i = 0; i < n; i++) {
-        sf_status st = batch__ack(bt, i, BATCH_IN_PROGRESS, 0, err);
-        if (st != SF_OK)
-            return st;
-    }
     return SF_OK;
 }
 

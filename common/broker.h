@@ -1,9 +1,10 @@
 /*
- * broker: the one module that talks to NATS JetStream (nats.c). It owns the
- * connection, the stream and consumer definitions (`invctl setup`), the
- * asynchronous event publisher, synchronous publishing with headers (DLQ,
- * replay), pull consumption of batches and the read-only views used by
- * `invctl status` and `dlq list/replay`. No other module includes <nats/nats.h>.
+ * broker: the connection to NATS JetStream (nats.c). It owns the
+ * connection, the stream and consumer definitions (`invctl setup`),
+ * synchronous publishing with headers (DLQ, replay) and the read-only views
+ * used by `invctl status` and `dlq list/replay`. On a connection,
+ * broker_pub.h publishes asynchronously and broker_pull.h consumes batches.
+ * Only these three modules include <nats/nats.h>.
  *
  * The one idea needed to change it safely: nothing here may block or buffer
  * without a bound while the server is away. Every call checks the connection
@@ -17,16 +18,12 @@
  * - sf_broker owns the connection. Publishers and subscriptions are created
  *   on a broker and must be freed before sf_broker_close().
  * - A broker may be shared by threads for publish_sync, info calls and
- *   creating publishers and subscriptions. An sf_publisher may be used by
- *   several publishing threads. An sf_sub and an sf_batch belong to one
- *   thread at a time.
- * - Callbacks (sf_pub_cb, sf_broker_state_cb) run on nats.c library threads,
- *   never on the caller's thread: keep them short, take your own locks, and
- *   never publish, flush or free the publisher from inside sf_pub_cb, nor
- *   close the broker from inside sf_broker_state_cb.
- * - Pointers returned by accessors (batch data, subjects, header values)
- *   belong to the batch or stored message and stay valid until the next
- *   fetch into that batch, sf_batch_release/destroy, or sf_stored_msg_free.
+ *   creating publishers and subscriptions.
+ * - Callbacks (sf_broker_state_cb) run on nats.c library threads, never on
+ *   the caller's thread: keep them short, and never close the broker from
+ *   inside one.
+ * - Pointers returned by accessors of a stored message (subject, header
+ *   values) belong to it and stay valid until sf_stored_msg_free.
  *
  * Units: every duration in this API is in milliseconds; the conversion to
  * nanoseconds for stream/consumer configs happens inside.
@@ -179,66 +176,6 @@ SF_MUSTCHECK sf_status sf_broker_setup(sf_broker *b, const sf_setup_opts *opts,
 /* Delete a stream and its consumers (tests, teardown). SF_ENOTFOUND if absent. */
 SF_MUSTCHECK sf_status sf_broker_delete_stream(sf_broker *b, const char *stream, sf_error *err);
 
-/* ---- asynchronous publisher ---------------------------------------------- */
-typedef struct sf_publisher sf_publisher;
-
-typedef struct sf_pub_result {
-    sf_status status;    /* SF_OK stored; SF_EDUP already stored (same msg id within
-                            the window); SF_ETIMEOUT outcome unknown: no ack within
-                            ack_timeout_ms, or the publisher was freed first (it may
-                            be stored: resend with the same id); SF_EDENIED not
-                            stored: this user may not publish there; SF_EUNAVAIL not
-                            stored: no stream answers the subject, or the server
-                            refused it (error, js_code) */
-    uint64_t seq;        /* stream sequence (the original one for SF_EDUP); 0 on error */
-    const char *subject; /* as published */
-    const char *msg_id;  /* as published, or NULL */
-    const char *error;   /* "" on SF_OK/SF_EDUP, else the reason */
-    int js_code;         /* JetStream error code, 0 if none */
-} sf_pub_result;
-
-/* Completion of one accepted publish. Runs on a nats.c thread (the
- * publisher's ack subscription), exactly once per publish that returned
- * SF_OK; res and its strings are valid only during the call. */
-typedef void (*sf_pub_cb)(void *closure, void *token, const sf_pub_result *res);
-
-typedef struct sf_publisher_opts {
-    int max_inflight;   /* window: publishes awaiting their ack (4096) */
-    int ack_timeout_ms; /* per message: no ack by then -> SF_ETIMEOUT callback (5000) */
-    int stall_ms;       /* how long publish waits for room in a full window
-                           (0: ack_timeout_ms, which is when the oldest one resolves) */
-    sf_pub_cb cb;       /* required */
-    void *closure;
-} sf_publisher_opts;
-
-void sf_publisher_opts_init(sf_publisher_opts *opts);
-
-SF_MUSTCHECK sf_status sf_publisher_new(sf_broker *b, const sf_publisher_opts *opts,
-                                        sf_publisher **out, sf_error *err);
-
-/* Publish data to subject with header Nats-Msg-Id: msg_id (msg_id may be NULL
- * for none; else 1..SF_MSG_ID_MAX bytes, no control characters). The data is
- * copied. On SF_OK the callback will fire exactly once with token. Fails
- * without a callback: SF_EUNAVAIL when not connected (nothing is buffered
- * for a later reconnect), SF_ETIMEOUT when the window stayed full for
- * stall_ms, SF_EINVAL for a bad subject, msg id or oversize data. */
-SF_MUSTCHECK sf_status sf_publisher_publish(sf_publisher *p, const char *subject,
-                                            const char *msg_id, const void *data, size_t len,
-                                            void *token, sf_error *err);
-
-/* Wait until nothing is in flight (every callback has returned), at most
- * timeout_ms: SF_ETIMEOUT otherwise. */
-SF_MUSTCHECK sf_status sf_publisher_flush(sf_publisher *p, int timeout_ms, sf_error *err);
-
-/* Publishes accepted and not yet completed. */
-size_t sf_publisher_inflight(sf_publisher *p);
-
-/* Free the publisher: waits up to ack_timeout_ms for outstanding acks, then
- * completes every remaining token with SF_ETIMEOUT ("publisher closed before
- * the ack arrived"), so no token leaks. Flush first for a clean shutdown; do
- * not publish concurrently with free. NULL is a no-op. */
-void sf_publisher_free(sf_publisher *p);
-
 /* ---- synchronous publish with headers (DLQ, replay) ----------------------- */
 typedef struct sf_header {
     const char *name;
@@ -253,59 +190,6 @@ typedef struct sf_header {
 SF_MUSTCHECK sf_status sf_broker_publish_sync(sf_broker *b, const char *subject, const char *msg_id,
                                               const sf_header *hdrs, size_t nhdrs, const void *data,
                                               size_t len, uint64_t *seq, sf_error *err);
-
-/* ---- pull consumption ----------------------------------------------------- */
-typedef struct sf_sub sf_sub;
-typedef struct sf_batch sf_batch;
-
-/* Create, if missing, the durable pull consumer `durable` on INV_CHANNEL
- * that reads inv.chan.<channel> only (explicit ack, deliver all, ack wait
- * 30 s): a channel connector's resumable cursor. An existing consumer with
- * another filter is SF_EINVAL naming it. */
-SF_MUSTCHECK sf_status sf_broker_ensure_channel_consumer(sf_broker *b, const char *channel,
-                                                         const char *durable, sf_error *err);
-
-/* Bind to the existing durable pull consumer (never creates it):
- * SF_ENOTFOUND naming stream/durable if `invctl setup` has not run. */
-SF_MUSTCHECK sf_status sf_broker_pull_subscribe(sf_broker *b, const char *stream,
-                                                const char *durable, sf_sub **out, sf_error *err);
-void sf_sub_free(sf_sub *s);
-
-/* A reusable batch; allocate once per consuming thread. */
-SF_MUSTCHECK sf_status sf_batch_new(sf_batch **out, sf_error *err);
-/* Destroy the messages (un-acked ones are redelivered after AckWait). */
-void sf_batch_destroy(sf_batch *bt);
-/* Drop the messages but keep the batch for the next fetch. */
-void sf_batch_release(sf_batch *bt);
-
-/* Fetch up to max (1..SF_FETCH_MAX) messages into bt, replacing its previous
- * content, waiting at most timeout_ms for the first. SF_ETIMEOUT when nothing
- * is available, SF_EUNAVAIL when disconnected. Keep max <= MaxAckPending. */
-#define SF_FETCH_MAX 100000
-SF_MUSTCHECK sf_status sf_sub_fetch(sf_sub *s, int max, int timeout_ms, sf_batch *bt,
-                                    sf_error *err);
-
-size_t sf_batch_count(const sf_batch *bt);
-/* Accessors return NULL / 0 for an index out of range. */
-const void *sf_batch_data(const sf_batch *bt, size_t i, size_t *len);
-const char *sf_batch_subject(const sf_batch *bt, size_t i);
-uint64_t sf_batch_stream_seq(sf_batch *bt, size_t i);
-uint64_t sf_batch_num_delivered(sf_batch *bt, size_t i);               /* 1 on first delivery */
-const char *sf_batch_header(sf_batch *bt, size_t i, const char *name); /* NULL if absent */
-
-/* Acknowledgements of message i. ack/nak/in_progress/term are fire-and-forget
- * (SF_EUNAVAIL if they could not be sent); ack_sync waits js_wait_ms for the
- * server's confirmation. A message acked, nak'ed or termed once ignores later
- * calls (nats.c). */
-SF_MUSTCHECK sf_status sf_batch_ack(sf_batch *bt, size_t i, sf_error *err);
-SF_MUSTCHECK sf_status sf_batch_ack_sync(sf_batch *bt, size_t i, sf_error *err);
-SF_MUSTCHECK sf_status sf_batch_nak(sf_batch *bt, size_t i, sf_error *err);
-SF_MUSTCHECK sf_status sf_batch_nak_delay(sf_batch *bt, size_t i, int64_t delay_ms, sf_error *err);
-SF_MUSTCHECK sf_status sf_batch_in_progress(sf_batch *bt, size_t i, sf_error *err);
-SF_MUSTCHECK sf_status sf_batch_term(sf_batch *bt, size_t i, sf_error *err);
-/* InProgress for every message of the batch (keeps a batch alive while the
- * database is down). Stops at the first failure. */
-SF_MUSTCHECK sf_status sf_batch_in_progress_all(sf_batch *bt, sf_error *err);
 
 /* ---- information (invctl status, dlq list / replay) ----------------------- */
 /* Any out-pointer may be NULL. SF_ENOTFOUND for a missing stream/consumer. */

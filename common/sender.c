@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker_pub.h"
 #include "codec.h"
 #include "log.h"
 

@@ -20,7 +20,7 @@
 
 #include "ops.h"
 
-#include "broker.h"
+#include "broker_pull.h"
 #include "codec.h"
 #include "ledger.h"
 

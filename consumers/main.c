@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "applier.h"
-#include "broker.h"
+#include "broker_pull.h"
 #include "cli.h"
 #include "codec.h"
 #include "ledger.h"

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/select.h>
 
+#include "broker_pub.h"
 #include "codec.h"
 #include "db.h"
 #include "log.h"

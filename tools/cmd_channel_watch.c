@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker.h"
+#include "broker_pull.h"
 #include "cli.h"
 #include "cmd.h"
 #include "codec.h"

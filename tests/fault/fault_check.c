@@ -44,7 +44,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "broker.h"
+#include "broker_pull.h"
 #include "codec.h"
 #include "db.h"
 #include "event.h"

@@ -19,7 +19,8 @@
 #include <sys/file.h>
 #include <time.h>
 
-#include "broker.h"
+#include "broker_pub.h"
+#include "broker_pull.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define TEST_LSAN 1
