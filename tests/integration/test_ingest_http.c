@@ -559,6 +559,7 @@ Test(ingest_http, publishes_metrics_inv_ingest_every_second)
     api_resp r;
     int st = ih_post(port, key, EV("m-1", "SKU-M", 1) EV("m-2", "SKU-M", 2), &r);
     cr_assert_eq(st, 202, "status %d: %s", st, r.body);
+    api_resp_free(&r);
 
     /* the first messages may predate the request: wait for accepted == 2 */
     int timeout = 1000;
