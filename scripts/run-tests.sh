@@ -92,6 +92,11 @@ run_binary() {
     for t in "${warned[@]}"; do
         grep -qF "[PASS] $t:" "$log" && teardown=$((teardown + 1))
     done
+    # A sanitizer report from a test's own process (LeakSanitizer runs as
+    # Criterion's worker exits, after the test was counted) or from a
+    # service it ran fails the binary even when every test passed.
+    local reports
+    reports=$(grep -cE '^==[0-9]+==ERROR: (Address|Leak|Thread|Memory)Sanitizer|: runtime error: ' "$log" || true)
     rm -f "$log"
 
     local bad=0 why=""
@@ -106,6 +111,10 @@ run_binary() {
     else
         bad=1
         why+=" no Criterion summary (the binary died);"
+    fi
+    if ((reports > 0)); then
+        why+=" $reports sanitizer report(s) in its output;"
+        ((bad > 0)) || bad=1
     fi
     if ((rc == 124 || rc == 137)); then
         why+=" timed out after ${SF_TEST_TIMEOUT}s;"
