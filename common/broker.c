@@ -12,8 +12,6 @@
  */
 #include "broker.h"
 
-#include "broker_int.h"
-
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -23,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "event.h"
+#include "broker_int.h"
 #include "log.h"
 
 /* ---- errors ---------------------------------------------------------------- */

@@ -16,13 +16,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "broker_int.h"
-#include "log.h"
 
 /* ---- asynchronous publisher -------------------------------------------------- */
 

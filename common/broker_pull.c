@@ -14,7 +14,6 @@
 
 #include "broker_int.h"
 #include "event.h"
-#include "log.h"
 
 /* ---- pull consumption ------------------------------------------------------------ */
 
